@@ -1,0 +1,720 @@
+/*
+ * conf - typed configuration bound from the cfgfile tree. See conf.h.
+ */
+#include "conf.h"
+#include "log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#ifndef LC_SYSCONFDIR
+#define LC_SYSCONFDIR "/etc/leadcast"
+#endif
+#ifndef LC_DATADIR
+#define LC_DATADIR "/usr/share/leadcast"
+#endif
+#ifndef LC_LOCALSTATEDIR
+#define LC_LOCALSTATEDIR "/var/lib/leadcast"
+#endif
+
+/* ---- value parsers ------------------------------------------------------ */
+
+int
+conf_parse_duration(const char *s, long *ms)
+{
+	static const struct { const char *unit; long ms; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		{ "d", 86400000 }, { "w", 604800000 }, { "", 1000 },
+	};
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno || v < 0 || *s == '+' || *s == '-')
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			double r = v * (double)units[i].ms;
+
+			if (r > (double)LONG_MAX / 2)
+				return -1;
+			*ms = (long)(r + 0.5);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+conf_parse_size(const char *s, size_t *bytes)
+{
+	unsigned long long v, mul = 1;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		mul = 1024ULL, end++;
+	else if (*end == 'M')
+		mul = 1024ULL * 1024, end++;
+	else if (*end == 'G')
+		mul = 1024ULL * 1024 * 1024, end++;
+	if (*end == 'B')
+		end++;
+	if (*end || v > (unsigned long long)SIZE_MAX / mul)
+		return -1;
+	*bytes = (size_t)(v * mul);
+	return 0;
+}
+
+int
+conf_parse_hostport(const char *s, char *host, size_t hn, int *port)
+{
+	const char *colon;
+	char *end;
+	long p;
+	size_t len;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -1;
+		len = (size_t)(rb - s - 1);
+		s++;
+		colon = rb + 1;
+	} else {
+		if (!(colon = strrchr(s, ':')) || memchr(s, ':', (size_t)(colon - s)))
+			return -1;
+		len = (size_t)(colon - s);
+	}
+	if (len == 0 || len >= hn)
+		return -1;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || p < 0 || p > 65535)
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+static int
+parse_long(const char *s, long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(s, &end, 10);
+	return (errno || end == s || *end) ? -1 : 0;
+}
+
+static int
+parse_bool(const char *s, int *out)
+{
+	if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") ||
+	    !strcasecmp(s, "on") || !strcmp(s, "1"))
+		return *out = 1, 0;
+	if (!strcasecmp(s, "false") || !strcasecmp(s, "no") ||
+	    !strcasecmp(s, "off") || !strcmp(s, "0"))
+		return *out = 0, 0;
+	return -1;
+}
+
+/* Remove "." and ".." components and doubled slashes, in place. */
+static void
+normalize_path(char *p)
+{
+	char *out = p, *seg = p;
+
+	if (*p != '/')
+		return;
+	while (*seg) {
+		char *end;
+		size_t len;
+
+		while (*seg == '/')
+			seg++;
+		end = strchrnul(seg, '/');
+		len = (size_t)(end - seg);
+		if (len == 0 || (len == 1 && seg[0] == '.')) {
+			/* skip */
+		} else if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+			while (out > p && *--out != '/')
+				;
+		} else {
+			*out++ = '/';
+			memmove(out, seg, len);
+			out += len;
+		}
+		seg = end;
+	}
+	if (out == p)
+		*out++ = '/';
+	*out = '\0';
+}
+
+/* Allocates: an absolute path for s relative to basedir. Caller frees. */
+static char *
+resolve_path(const char *basedir, const char *s)
+{
+	char *p;
+
+	if (s[0] == '\0' || !basedir)
+		return strdup(s);
+	if (s[0] == '/')
+		p = strdup(s);
+	else if (asprintf(&p, "%s/%s", basedir, s) < 0)
+		return NULL;
+	if (p)
+		normalize_path(p);
+	return p;
+}
+
+/* ---- generic binding ---------------------------------------------------- */
+
+static int
+bind_value(const struct conf_key *k, const char *text,
+    const struct cfgfile_pos *pos, void *target, const char *basedir,
+    struct cfgfile_errors *errs)
+{
+	char *field = (char *)target + k->off;
+	long lv;
+	size_t sz;
+	int b;
+
+	switch (k->type) {
+	case CONF_STR:
+	case CONF_PATH:
+	case CONF_ENUM:
+		if (k->type == CONF_ENUM) {
+			const char *const *c;
+
+			for (c = k->choices; *c && strcmp(*c, text); c++)
+				;
+			if (!*c) {
+				char all[256] = "";
+
+				for (c = k->choices; *c; c++)
+					snprintf(all + strlen(all),
+					    sizeof(all) - strlen(all), "%s%s",
+					    c == k->choices ? "" : ", ", *c);
+				cfgfile_error(errs, pos, "%s: '%s' is not one "
+				    "of: %s", k->name, text, all);
+				return -1;
+			}
+		}
+		free(*(char **)field);
+		*(char **)field = k->type == CONF_PATH ?
+		    resolve_path(basedir, text) : strdup(text);
+		return 0;
+	case CONF_INT:
+		if (parse_long(text, &lv) < 0 || lv < k->min || lv > k->max) {
+			cfgfile_error(errs, pos, "%s: expected an integer from "
+			    "%lld to %lld, got '%s'", k->name, k->min, k->max,
+			    text);
+			return -1;
+		}
+		*(long *)field = lv;
+		return 0;
+	case CONF_DURATION:
+		if (conf_parse_duration(text, &lv) < 0 || lv < k->min ||
+		    lv > k->max) {
+			cfgfile_error(errs, pos, "%s: expected a duration from "
+			    "%lldms to %llds (like 30s, 5m, 2h), got '%s'",
+			    k->name, k->min, k->max / 1000, text);
+			return -1;
+		}
+		*(long *)field = lv;
+		return 0;
+	case CONF_SIZE:
+		if (conf_parse_size(text, &sz) < 0 || (long long)sz < k->min ||
+		    (long long)sz > k->max) {
+			cfgfile_error(errs, pos, "%s: expected a size from %lld "
+			    "to %lld bytes (like 512, 64K, 1M), got '%s'",
+			    k->name, k->min, k->max, text);
+			return -1;
+		}
+		*(size_t *)field = sz;
+		return 0;
+	case CONF_BOOL:
+		if (parse_bool(text, &b) < 0) {
+			cfgfile_error(errs, pos, "%s: expected true or false, "
+			    "got '%s'", k->name, text);
+			return -1;
+		}
+		*(int *)field = b;
+		return 0;
+	case CONF_STRLIST:
+		break;
+	}
+	return -1;
+}
+
+static int
+strlist_add(struct conf_strlist *l, const char *s)
+{
+	char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -1;
+	l->v = v;
+	if (!(v[l->n] = strdup(s)))
+		return -1;
+	l->n++;
+	return 0;
+}
+
+static void
+strlist_free(struct conf_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+int
+conf_bind(const struct conf_key *keys, struct cfgfile_node *section,
+    void *target, const char *basedir, struct cfgfile_errors *errs)
+{
+	size_t before = errs->n;
+
+	for (const struct conf_key *k = keys; k->name; k++) {
+		struct cfgfile_node *found = NULL;
+		struct cfgfile_pos defpos = { NULL, 0, 0 };
+
+		for (struct cfgfile_node *n = section ? section->child : NULL;
+		    n; n = n->next) {
+			if (strcmp(n->key, k->name) != 0)
+				continue;
+			if (found) {
+				cfgfile_error(errs, &n->pos, "'%s' is set twice "
+				    "(first at line %d)", k->name,
+				    found->pos.line);
+				n->used = 1;
+				continue;
+			}
+			found = n;
+			n->used = 1;
+		}
+		if (k->type == CONF_STRLIST) {
+			struct conf_strlist *l = (struct conf_strlist *)
+			    ((char *)target + k->off);
+
+			strlist_free(l);
+			if (!found) {
+				if (k->def && *k->def)
+					strlist_add(l, k->def);
+				continue;
+			}
+			if (found->kind == CFGFILE_VALUE) {
+				strlist_add(l, found->value);
+			} else if (found->kind == CFGFILE_LIST) {
+				for (size_t i = 0; i < found->nitems; i++)
+					strlist_add(l, found->items[i]);
+			} else {
+				cfgfile_error(errs, &found->pos, "'%s' is a "
+				    "list, not a section", k->name);
+			}
+			continue;
+		}
+		if (!found) {
+			if (k->def && bind_value(k, k->def, &defpos, target,
+			    basedir, errs) < 0)
+				log_error("built-in default of %s is invalid",
+				    k->name);
+			continue;
+		}
+		if (found->kind != CFGFILE_VALUE) {
+			cfgfile_error(errs, &found->pos, "'%s' takes a single "
+			    "value", k->name);
+			continue;
+		}
+		/* Values from configuration never carry control characters. */
+		for (const char *p = found->value; *p; p++) {
+			if ((unsigned char)*p < 0x20) {
+				cfgfile_error(errs, &found->pos, "%s: control "
+				    "character in value", k->name);
+				goto next;
+			}
+		}
+		if (bind_value(k, found->value, &found->vpos, target, basedir,
+		    errs) == 0)
+			continue;
+		/* keep the default so the struct is complete */
+		if (k->def)
+			bind_value(k, k->def, &defpos, target, basedir, errs);
+next:		;
+	}
+	return (int)(errs->n - before);
+}
+
+void
+conf_unbind(const struct conf_key *keys, void *target)
+{
+	for (const struct conf_key *k = keys; k->name; k++) {
+		char *field = (char *)target + k->off;
+
+		if (k->type == CONF_STR || k->type == CONF_PATH ||
+		    k->type == CONF_ENUM) {
+			free(*(char **)field);
+			*(char **)field = NULL;
+		} else if (k->type == CONF_STRLIST) {
+			strlist_free((struct conf_strlist *)field);
+		}
+	}
+}
+
+int
+conf_check_unknown(struct cfgfile_node *section, struct cfgfile_errors *errs)
+{
+	int n = 0;
+
+	for (struct cfgfile_node *c = section->child; c; c = c->next) {
+		if (c->used)
+			continue;
+		if (c->kind == CFGFILE_SECTION)
+			cfgfile_error(errs, &c->pos, "unknown section '%s'",
+			    c->key);
+		else
+			cfgfile_error(errs, &c->pos, "unknown key '%s'%s%s",
+			    c->key, *section->key ? " in section " : "",
+			    section->key);
+		n++;
+	}
+	return n;
+}
+
+/* ---- leadcast.conf ------------------------------------------------------ */
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug",
+	NULL };
+static const char *const facilities[] = { "daemon", "mail", "user", "local0",
+	"local1", "local2", "local3", "local4", "local5", "local6", "local7",
+	NULL };
+
+#define C(f) offsetof(struct conf, f)
+static const struct conf_key main_keys[] = {
+	{ "user", CONF_STR, C(user), "leadcast", 0, 0, NULL, CONF_RESTART },
+	{ "state_dir", CONF_PATH, C(state_dir), LC_LOCALSTATEDIR, 0, 0, NULL,
+	  CONF_RESTART },
+	{ "pid_file", CONF_PATH, C(pid_file), "", 0, 0, NULL, CONF_RESTART },
+	{ "log_level", CONF_ENUM, C(log_level), "info", 0, 0, log_levels, 0 },
+	{ "syslog_facility", CONF_ENUM, C(syslog_facility), "daemon", 0, 0,
+	  facilities, CONF_RESTART },
+	{ "database", CONF_STR, C(database), "embedded", 0, 0, NULL,
+	  CONF_RESTART },
+	{ "pg_bindir", CONF_PATH, C(pg_bindir), "", 0, 0, NULL, CONF_RESTART },
+	{ "admin_token", CONF_STR, C(admin_token), "", 0, 0, NULL, 0 },
+	{ "admin_token_file", CONF_PATH, C(admin_token_file), "", 0, 0, NULL, 0 },
+	{ "workers", CONF_INT, C(workers), "4", 1, 256, NULL, CONF_RESTART },
+	{ "shutdown_timeout", CONF_DURATION, C(shutdown_timeout_ms), "10s", 0,
+	  3600000, NULL, 0 },
+	{ "templates", CONF_PATH, C(templates_dir), "", 0, 0, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
+};
+#undef C
+
+#define H(f) offsetof(struct conf_http, f)
+static const struct conf_key http_keys[] = {
+	{ "listen", CONF_STRLIST, H(listen), "127.0.0.1:8025", 0, 0, NULL,
+	  CONF_RESTART },
+	{ "public_url", CONF_STR, H(public_url), "http://127.0.0.1:8025", 0, 0,
+	  NULL, 0 },
+	{ "max_body_size", CONF_SIZE, H(max_body_size), "1M", 1024,
+	  64LL * 1024 * 1024, NULL, 0 },
+	{ "max_header_size", CONF_SIZE, H(max_header_size), "16K", 1024,
+	  1024 * 1024, NULL, 0 },
+	{ "timeout", CONF_DURATION, H(timeout_ms), "30s", 1000, 3600000, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
+};
+#undef H
+
+/* A section that may appear at most once; NULL if absent. */
+static struct cfgfile_node *
+single_section(struct cfgfile_node *root, const char *name,
+    struct cfgfile_errors *errs)
+{
+	struct cfgfile_node *found = NULL;
+
+	for (struct cfgfile_node *n = root->child; n; n = n->next) {
+		if (strcmp(n->key, name) != 0)
+			continue;
+		if (n->kind != CFGFILE_SECTION) {
+			cfgfile_error(errs, &n->pos, "'%s' is a section: write "
+			    "%s { ... }", name, name);
+			n->used = 1;
+			continue;
+		}
+		if (found)
+			cfgfile_error(errs, &n->pos, "section '%s' appears "
+			    "twice (first at line %d)", name, found->pos.line);
+		else
+			found = n;
+		n->used = 1;
+	}
+	return found;
+}
+
+/* The position of key in section, or of the file if it is not set there. */
+static const struct cfgfile_pos *
+at_key(struct cfgfile_node *section, const char *key,
+    const struct cfgfile_pos *file)
+{
+	for (struct cfgfile_node *n = section ? section->child : NULL; n;
+	    n = n->next)
+		if (strcmp(n->key, key) == 0)
+			return &n->pos;
+	return file;
+}
+
+static void
+check_main(struct conf *c, struct cfgfile_node *root,
+    struct cfgfile_errors *errs)
+{
+	struct cfgfile_pos at = { c->path, 0, 0 };
+	struct cfgfile_node *http = NULL;
+
+	for (struct cfgfile_node *n = root->child; n; n = n->next)
+		if (n->kind == CFGFILE_SECTION && strcmp(n->key, "http") == 0)
+			http = n;
+#define POS_OF(key) at_key(root, key, &at)
+#define HTTP_POS(key) at_key(http, key, POS_OF("http"))
+	if (strcmp(c->database, "embedded") != 0 &&
+	    strncmp(c->database, "postgresql://", 13) != 0 &&
+	    strncmp(c->database, "postgres://", 11) != 0)
+		cfgfile_error(errs, POS_OF("database"), "database: expected "
+		    "\"embedded\" or a postgresql:// URI");
+	if (c->state_dir[0] == '\0')
+		cfgfile_error(errs, POS_OF("state_dir"), "state_dir: must not "
+		    "be empty");
+	if (c->admin_token[0] && strlen(c->admin_token) < 16)
+		cfgfile_error(errs, POS_OF("admin_token"), "admin_token: use "
+		    "at least 16 characters (e.g. openssl rand -hex 24)");
+	if (c->admin_token[0] && c->admin_token_file[0])
+		cfgfile_error(errs, POS_OF("admin_token_file"), "set "
+		    "admin_token or admin_token_file, not both");
+	if (c->user[0] == '\0')
+		cfgfile_error(errs, POS_OF("user"), "user: must not be empty");
+	if (c->http.listen.n == 0)
+		cfgfile_error(errs, HTTP_POS("listen"), "http.listen: at least one "
+		    "address is needed");
+	for (size_t i = 0; i < c->http.listen.n; i++) {
+		char host[256];
+		int port;
+
+		if (conf_parse_hostport(c->http.listen.v[i], host, sizeof(host),
+		    &port) < 0 || port == 0)
+			cfgfile_error(errs, HTTP_POS("listen"), "http.listen: '%s' "
+			    "is not host:port or [ipv6]:port",
+			    c->http.listen.v[i]);
+	}
+	if (access(c->templates_dir, R_OK | X_OK) != 0)
+		cfgfile_error(errs, POS_OF("templates"), "templates: cannot "
+		    "read the directory %s: %s", c->templates_dir,
+		    strerror(errno));
+	if (strncmp(c->http.public_url, "http://", 7) != 0 &&
+	    strncmp(c->http.public_url, "https://", 8) != 0)
+		cfgfile_error(errs, HTTP_POS("public_url"), "http.public_url: must "
+		    "start with http:// or https://");
+#undef POS_OF
+#undef HTTP_POS
+}
+
+struct conf *
+conf_load(const char *path, struct cfgfile_errors *errs)
+{
+	struct cfgfile_tree tree;
+	struct cfgfile_node *http;
+	struct conf *c;
+	size_t before = errs->n;
+	char *abs, *slash;
+
+	if (!(abs = realpath(path, NULL))) {
+		struct cfgfile_pos p = { path, 0, 0 };
+
+		cfgfile_error(errs, &p, "cannot open configuration: %s",
+		    strerror(errno));
+		return NULL;
+	}
+	if (!(c = calloc(1, sizeof(*c)))) {
+		free(abs);
+		return NULL;
+	}
+	c->path = abs;
+	c->dir = strdup(abs);
+	if ((slash = strrchr(c->dir, '/')) != NULL)
+		*(slash == c->dir ? slash + 1 : slash) = '\0';
+	cfgfile_parse(c->path, &tree, errs);
+	conf_bind(main_keys, tree.root, c, c->dir, errs);
+	http = single_section(tree.root, "http", errs);
+	conf_bind(http_keys, http, &c->http, c->dir, errs);
+	if (http)
+		conf_check_unknown(http, errs);
+	conf_check_unknown(tree.root, errs);
+
+	if (!c->templates_dir[0]) {
+		free(c->templates_dir);
+		c->templates_dir = strdup(LC_DATADIR "/templates");
+	}
+	check_main(c, tree.root, errs);
+	cfgfile_tree_free(&tree);
+	if (!c->pid_file[0]) {
+		free(c->pid_file);
+		if (asprintf(&c->pid_file, "%s/leadcastd.pid", c->state_dir) < 0)
+			c->pid_file = NULL;
+	}
+	if (!c->admin_token_file[0] && !c->admin_token[0]) {
+		free(c->admin_token_file);
+		if (asprintf(&c->admin_token_file, "%s/admin.token",
+		    c->state_dir) < 0)
+			c->admin_token_file = NULL;
+		c->admin_token_generate = 1;
+	}
+	if (!c->pid_file || !c->admin_token_file) {
+		struct cfgfile_pos p = { c->path, 0, 0 };
+
+		cfgfile_error(errs, &p, "out of memory");
+	}
+	if (errs->n > before) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+conf_free(struct conf *c)
+{
+	if (!c)
+		return;
+	conf_unbind(http_keys, &c->http);
+	conf_unbind(main_keys, c);
+	free(c->path);
+	free(c->dir);
+	free(c);
+}
+
+const char *
+conf_default_path(void)
+{
+	static const char sys[] = LC_SYSCONFDIR "/leadcast.conf";
+
+	if (access(sys, F_OK) == 0)
+		return sys;
+	return "conf/leadcast.conf";
+}
+
+int
+conf_db_embedded(const struct conf *c)
+{
+	return strcmp(c->database, "embedded") == 0;
+}
+
+static int
+differs(const struct conf_key *keys, const void *a, const void *b,
+    const char *prefix, char *out, size_t n)
+{
+	int count = 0;
+
+	for (const struct conf_key *k = keys; k->name; k++) {
+		const char *fa = (const char *)a + k->off;
+		const char *fb = (const char *)b + k->off;
+		int same = 1;
+
+		if (!(k->flags & CONF_RESTART))
+			continue;
+		switch (k->type) {
+		case CONF_STR: case CONF_PATH: case CONF_ENUM:
+			same = strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
+			break;
+		case CONF_INT: case CONF_DURATION:
+			same = *(const long *)fa == *(const long *)fb;
+			break;
+		case CONF_BOOL:
+			same = *(const int *)fa == *(const int *)fb;
+			break;
+		case CONF_SIZE:
+			same = *(const size_t *)fa == *(const size_t *)fb;
+			break;
+		case CONF_STRLIST: {
+			const struct conf_strlist *la = (const void *)fa;
+			const struct conf_strlist *lb = (const void *)fb;
+
+			same = la->n == lb->n;
+			for (size_t i = 0; same && i < la->n; i++)
+				same = strcmp(la->v[i], lb->v[i]) == 0;
+			break;
+		}
+		}
+		if (!same) {
+			size_t len = strlen(out);
+
+			snprintf(out + len, n - len, "%s%s%s", len ? ", " : "",
+			    prefix, k->name);
+			count++;
+		}
+	}
+	return count;
+}
+
+int
+conf_restart_needed(const struct conf *a, const struct conf *b, char *out,
+    size_t n)
+{
+	if (n)
+		out[0] = '\0';
+	return differs(main_keys, a, b, "", out, n) +
+	    differs(http_keys, &a->http, &b->http, "http.", out, n);
+}
+
+int
+conf_admin_token(const struct conf *c, char *out, size_t n, char *err,
+    size_t errn)
+{
+	FILE *f;
+	size_t len;
+
+	if (c->admin_token[0]) {
+		if (strlen(c->admin_token) >= n) {
+			snprintf(err, errn, "admin_token is too long");
+			return -1;
+		}
+		strcpy(out, c->admin_token);
+		return 0;
+	}
+	if (!(f = fopen(c->admin_token_file, "r"))) {
+		snprintf(err, errn, "cannot read the admin token from %s: %s%s",
+		    c->admin_token_file, strerror(errno),
+		    c->admin_token_generate ? " (leadcastd creates it on its "
+		    "first start)" : "");
+		return -1;
+	}
+	len = fread(out, 1, n - 1, f);
+	fclose(f);
+	out[len] = '\0';
+	while (len && (out[len - 1] == '\n' || out[len - 1] == '\r' ||
+	    out[len - 1] == ' '))
+		out[--len] = '\0';
+	if (len < 16) {
+		snprintf(err, errn, "the admin token in %s is shorter than 16 "
+		    "characters", c->admin_token_file);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,116 @@
+/*
+ * conf - leadcast's configuration: the typed settings bound from the
+ * cfgfile tree of conf/leadcast.conf, with their defaults and checks.
+ *
+ * A table of keys per section (name, type, default, bounds, whether a
+ * change needs a restart) drives binding, so adding a setting is one line
+ * in conf.c plus its documentation in conf/leadcast.conf. Every problem is
+ * reported as "file:line:col: message"; all of them are collected, not just
+ * the first. Relative paths are resolved against the directory holding the
+ * main configuration file. It does not open sockets, databases or create
+ * directories: that is the daemon's job.
+ */
+#ifndef LEADCAST_CONF_H
+#define LEADCAST_CONF_H
+
+#include <stddef.h>
+
+#include "cfgfile.h"
+
+struct conf_strlist {
+	char **v;
+	size_t n;
+};
+
+struct conf_http {
+	struct conf_strlist listen;     /* "host:port" / "[v6]:port" */
+	char *public_url;               /* base of links in messages */
+	size_t max_body_size;
+	size_t max_header_size;
+	long timeout_ms;
+};
+
+struct conf {
+	char *path;                     /* absolute path of the main file */
+	char *dir;                      /* its directory */
+	char *user;                     /* drop to this user when root */
+	char *state_dir;
+	char *pid_file;
+	char *log_level;
+	char *syslog_facility;
+	char *database;                 /* "embedded" or a postgresql:// URI */
+	char *pg_bindir;                /* "" = search */
+	char *admin_token;              /* inline token, or "" */
+	char *admin_token_file;         /* resolved: where the token lives */
+	int admin_token_generate;       /* create admin_token_file if missing */
+	long workers;
+	long shutdown_timeout_ms;
+	char *templates_dir;
+	struct conf_http http;
+};
+
+/*
+ * Load and check path. Returns a new conf (free with conf_free) or NULL,
+ * with every problem appended to errs.
+ */
+struct conf *conf_load(const char *path, struct cfgfile_errors *errs);
+void conf_free(struct conf *c);
+
+/* The default configuration file: $sysconfdir/leadcast/leadcast.conf if it
+ * exists, else ./conf/leadcast.conf. Static storage. */
+const char *conf_default_path(void);
+
+/*
+ * Names of restart-only settings that differ between a and b, joined by
+ * ", " into out (size n); returns how many differ.
+ */
+int conf_restart_needed(const struct conf *a, const struct conf *b, char *out,
+    size_t n);
+
+/* Is this an embedded-database configuration? */
+int conf_db_embedded(const struct conf *c);
+
+/*
+ * Read the admin token (inline or from its file) into out (size n).
+ * 0, or -1 with a message in err (size errn).
+ */
+int conf_admin_token(const struct conf *c, char *out, size_t n, char *err,
+    size_t errn);
+
+/* ---- generic binding, for modules with their own configuration files ---- */
+
+enum conf_type { CONF_STR, CONF_PATH, CONF_INT, CONF_BOOL, CONF_DURATION,
+	CONF_SIZE, CONF_ENUM, CONF_STRLIST };
+
+#define CONF_RESTART 0x1                /* a change needs a restart */
+
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t off;                     /* offset of the field in the target */
+	const char *def;                /* default, as it would be written */
+	long long min, max;             /* INT, DURATION (ms), SIZE (bytes) */
+	const char *const *choices;     /* ENUM: NULL-terminated */
+	unsigned flags;
+};
+
+/*
+ * Bind the values of section's children to target per keys (defaults for
+ * absent keys), marking consumed nodes used. Errors go to errs; returns the
+ * number of errors added. Field types: STR/PATH/ENUM char *, INT/DURATION
+ * long (DURATION in milliseconds), BOOL int, SIZE size_t, STRLIST struct
+ * conf_strlist. Strings are owned by target: release with conf_unbind().
+ */
+int conf_bind(const struct conf_key *keys, struct cfgfile_node *section,
+    void *target, const char *basedir, struct cfgfile_errors *errs);
+void conf_unbind(const struct conf_key *keys, void *target);
+/* Report every child of section not marked used as unknown. */
+int conf_check_unknown(struct cfgfile_node *section, struct cfgfile_errors *errs);
+/* Parse a duration ("500ms", "30s", "5m", "2h", "7d", bare = seconds) into ms. */
+int conf_parse_duration(const char *s, long *ms);
+/* Parse a size ("512", "64K", "1M", "2G") into bytes. */
+int conf_parse_size(const char *s, size_t *bytes);
+/* Split "host:port" or "[v6]:port" into host (size hn) and port. */
+int conf_parse_hostport(const char *s, char *host, size_t hn, int *port);
+
+#endif
