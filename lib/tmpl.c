@@ -359,8 +359,9 @@ pair(struct tmpl_cc *c)
 
 	/*
 	 * Standalone tags. Inside a parent tag only blocks count, so a block
-	 * there needs clearance only on its content's side, and a parent tag
-	 * pair is standalone when its outer sides are clear.
+	 * there needs clearance only on its content's side, and a parent's
+	 * tags count as standalone when their outer sides are clear and so is
+	 * the inner side of one of them: "{{<p}}{{/p}}" alone on its line is.
 	 */
 	for (k = 0; k < c->ntok; k++) {
 		t = &c->tok[k];
@@ -381,7 +382,8 @@ pair(struct tmpl_cc *c)
 			break;
 		case '<':
 			x = &c->tok[t->match];
-			t->tlead = x->ttrail = t->lclear && x->rclear;
+			t->tlead = t->lclear && (t->rclear || x->rclear);
+			x->ttrail = x->rclear && (x->lclear || t->lclear);
 			break;
 		case '/':
 			o = &c->tok[t->match];
@@ -693,6 +695,7 @@ struct tmpl_r {
 	size_t base;
 	int bol;                /* output is at the start of a line */
 	int depth;
+	unsigned long steps;    /* nodes visited, against TMPL_MAX_STEPS */
 };
 
 static int render_nodes(struct tmpl_r *, const struct tmpl_node *, size_t,
@@ -889,6 +892,8 @@ render_nodes(struct tmpl_r *r, const struct tmpl_node *kids, size_t n,
 
 	for (i = 0; i < n; i++) {
 		nd = &kids[i];
+		if (++r->steps > TMPL_MAX_STEPS)
+			return -1;
 		switch (nd->kind) {
 		case N_TEXT:
 			if (put(r, nd->s, nd->len) < 0)

@@ -9,8 +9,10 @@
  * It does no logging and no I/O except tmpl_set_load_dir(), which reads
  * template files. A compiled template is immutable: rendering it (and reading
  * a tmpl_set) from several threads at once is safe. Everything is bounded:
- * template size (TMPL_MAX_SIZE), nesting of sections and of partials/parents
- * at render time (TMPL_MAX_DEPTH), and output (the struct buf limit).
+ * template size (TMPL_MAX_SIZE), nesting of sections, partials, parents and
+ * blocks (TMPL_MAX_DEPTH, counted together), the work of one render
+ * (TMPL_MAX_STEPS, against templates that blow up exponentially without
+ * output), and output (the struct buf limit).
  *
  * Values render as: strings as-is, integers in decimal, reals in the
  * shortest form that reads back equal (1.210 -> "1.21"), true/false as
@@ -29,6 +31,7 @@
 
 #define TMPL_MAX_SIZE   (1024 * 1024)   /* bytes of template source */
 #define TMPL_MAX_DEPTH  64              /* nested sections/partials/blocks */
+#define TMPL_MAX_STEPS  (1UL << 24)     /* nodes visited by one render */
 
 struct tmpl;            /* a compiled template */
 struct tmpl_set;        /* named compiled templates: partials and parents */
@@ -79,9 +82,9 @@ size_t tmpl_set_count(const struct tmpl_set *s);
 /*
  * Render t with data as the root context, appending to out. Partials and
  * parents are looked up in `partials` (may be NULL); a missing one renders
- * as empty. Returns 0, or -1 if out refused an append (its limit, or ENOMEM)
- * or nesting went deeper than TMPL_MAX_DEPTH. On -1, out holds partial
- * output: the caller discards it.
+ * as empty. Returns 0, or -1 if out refused an append (its limit, or ENOMEM),
+ * nesting went deeper than TMPL_MAX_DEPTH or the render took more than
+ * TMPL_MAX_STEPS steps. On -1, out holds partial output: discard it.
  */
 int tmpl_render(const struct tmpl *t, const json_t *data,
     const struct tmpl_set *partials, enum tmpl_escape esc, struct buf *out);

@@ -443,6 +443,23 @@ test_depth_limit(void **state)
 	json_decref(data);
 	tmpl_set_free(s);
 
+	/* 2^40 iterations without output: stopped by TMPL_MAX_STEPS. */
+	deep = malloc(12 * 40 + 1);
+	assert_non_null(deep);
+	for (i = 0; i < 40; i++) {
+		memcpy(deep + 6 * i, "{{#a}}", 6);
+		memcpy(deep + 6 * (40 + i), "{{/a}}", 6);
+	}
+	data = json_pack("{s:[i,i]}", "a", 1, 2);
+	assert_int_equal(tmpl_compile("slow", deep, 12 * 40, &t, &err), 0);
+	buf_init(&out, 0);
+	assert_int_equal(tmpl_render(t, data, NULL, TMPL_ESCAPE_HTML, &out),
+	    -1);
+	buf_free(&out);
+	tmpl_free(t);
+	json_decref(data);
+	free(deep);
+
 	/* Sections nested too deeply are a compile error. */
 	deep = malloc(8 * (TMPL_MAX_DEPTH + 1) + 1);
 	assert_non_null(deep);
