@@ -1,0 +1,54 @@
+/*
+ * smtp - hand messages to an SMTP server with libesmtp: one blocking
+ * session, many messages, each recipient's outcome recorded.
+ *
+ * Runs on a worker thread (workq), never on the loop. TLS uses the
+ * caller's shared SSL_CTX (STARTTLS required, opportunistic or off); AUTH
+ * PLAIN/LOGIN through libesmtp's SASL client when a user is configured.
+ * A reply is classified here: 2xx sent, 4xx (and a session that failed
+ * before the server answered) deferred, 5xx failed. It does not retry,
+ * look up MX hosts (dns.c) or decide on bounces (the caller does).
+ */
+#ifndef LEADCAST_SMTP_H
+#define LEADCAST_SMTP_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+enum smtp_tls { SMTP_TLS_NONE, SMTP_TLS_OPPORTUNISTIC, SMTP_TLS_REQUIRED };
+
+struct smtp_relay {
+	const char *host;
+	int port;
+	enum smtp_tls tls;
+	SSL_CTX *ssl_ctx;               /* NULL: libesmtp's own */
+	const char *user;               /* NULL: no AUTH */
+	const char *password;
+	const char *helo;               /* NULL: the host name */
+	long timeout_ms;                /* per command */
+};
+
+enum smtp_outcome { SMTP_SENT, SMTP_DEFERRED, SMTP_FAILED };
+
+struct smtp_msg {
+	/* in */
+	const char *mail_from;          /* envelope sender (VERP address) */
+	const char *rcpt;
+	const char *data;               /* the whole message, CRLF */
+	size_t len;
+	/* out */
+	enum smtp_outcome outcome;
+	int code;                       /* SMTP reply code, 0 if none */
+	char status[16];                /* enhanced status, "5.1.1", or "" */
+	char text[256];                 /* the server's words, or ours */
+};
+
+/* Once per process, before any session. */
+void smtp_global_init(void);
+/*
+ * Send msgs[0..n) in one session. Fills every message's outcome. Returns
+ * the number sent.
+ */
+size_t smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n);
+
+#endif
