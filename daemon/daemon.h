@@ -14,6 +14,7 @@
 #include "cfgfile.h"
 #include "conf.h"
 #include "pgembed.h"
+#include "token.h"
 
 struct event;
 struct event_base;
@@ -35,6 +36,7 @@ struct lc_daemon {
 	time_t pg_restart_last;
 	time_t started;
 	char admin_token[512];
+	struct token_key url_key;       /* signs tokens in public URLs */
 	long long node_id;
 	int stopping;
 	struct timespec stop_deadline;
@@ -53,5 +55,7 @@ void daemon_stop(struct lc_daemon *d);
 
 /* core_routes.c: /healthz, /metrics, /api/v1/status, /api/v1/reload. */
 void core_routes_register(struct lc_daemon *d);
+/* track_routes.c: /o/ open pixel, /c/ click redirect, /u/ unsubscribe. */
+void track_routes_register(struct lc_daemon *d);
 
 #endif

@@ -335,7 +335,7 @@ static int
 start(struct lc_daemon *d, int foreground, int *report_fd)
 {
 	const struct conf *c = d->boot;
-	char err[1024], conninfo[2048];
+	char err[1024] = "", conninfo[2048];
 	uid_t uid = getuid();
 	gid_t gid = getgid();
 	int applied, total, pidfd, created = 0;
@@ -386,6 +386,18 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 		goto fail_pg;
 	log_info("database schema: %d migrations, %d applied now", total,
 	    applied);
+	{
+		char fresh[2 * TOKEN_KEY_LEN + 1], key[2 * TOKEN_KEY_LEN + 8];
+
+		if (token_random_hex(fresh, sizeof(fresh), TOKEN_KEY_LEN) < 0 ||
+		    migrate_setting(conninfo, "url_key", fresh, key, sizeof(key),
+		    err, sizeof(err)) < 0 ||
+		    token_key_from_hex(&d->url_key, key) < 0) {
+			if (!*err)
+				snprintf(err, sizeof(err), "no URL signing key");
+			goto fail_pg;
+		}
+	}
 	if (!(d->workq = workq_new(d->base, (int)c->workers)) ||
 	    !(d->db = db_new(d->base, conninfo))) {
 		snprintf(err, sizeof(err), "cannot start the worker pool");
@@ -399,6 +411,7 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 	event_add(d->ev_heartbeat, &hb);
 	register_gauges(d);
 	core_routes_register(d);
+	track_routes_register(d);
 	apply_conf(d, c);
 	if (httpd_start(d->httpd) < 0) {
 		snprintf(err, sizeof(err), "cannot serve HTTP");

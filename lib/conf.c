@@ -3,6 +3,7 @@
  */
 #include "conf.h"
 #include "log.h"
+#include "tmpl.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -536,6 +537,25 @@ check_main(struct conf *c, struct cfgfile_node *root,
 #undef HTTP_POS
 }
 
+/* Compile every template now, so that a syntax error stops the load. */
+static void
+load_templates(struct conf *c, struct cfgfile_errors *errs)
+{
+	struct tmpl_error te;
+
+	if (!(c->templates = tmpl_set_new())) {
+		struct cfgfile_pos p = { c->path, 0, 0 };
+
+		cfgfile_error(errs, &p, "out of memory");
+		return;
+	}
+	if (tmpl_set_load_dir(c->templates, c->templates_dir, &te) < 0) {
+		struct cfgfile_pos p = { te.file, te.line, te.col };
+
+		cfgfile_error(errs, &p, "%s", te.msg);
+	}
+}
+
 struct conf *
 conf_load(const char *path, struct cfgfile_errors *errs)
 {
@@ -586,6 +606,8 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 			c->admin_token_file = NULL;
 		c->admin_token_generate = 1;
 	}
+	if (errs->n == before)
+		load_templates(c, errs);
 	if (!c->pid_file || !c->admin_token_file) {
 		struct cfgfile_pos p = { c->path, 0, 0 };
 
@@ -605,6 +627,8 @@ conf_free(struct conf *c)
 		return;
 	conf_unbind(http_keys, &c->http);
 	conf_unbind(main_keys, c);
+	if (c->templates)
+		tmpl_set_free(c->templates);
 	free(c->path);
 	free(c->dir);
 	free(c);

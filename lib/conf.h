@@ -17,6 +17,8 @@
 
 #include "cfgfile.h"
 
+struct tmpl_set;
+
 struct conf_strlist {
 	char **v;
 	size_t n;
@@ -47,6 +49,7 @@ struct conf {
 	long shutdown_timeout_ms;
 	char *templates_dir;
 	struct conf_http http;
+	struct tmpl_set *templates;     /* every template, compiled */
 };
 
 /*

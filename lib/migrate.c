@@ -50,18 +50,15 @@ is_applied(PGconn *pg, const char *name, int *yes, char *err, size_t n)
 	return 0;
 }
 
-int
-migrate_run(const char *conninfo, int timeout, int *applied, int *total,
-    char *err, size_t n)
+static PGconn *
+connect_blocking(const char *conninfo, int timeout, char *err, size_t n)
 {
 	char tbuf[16];
 	const char *keys[] = { "dbname", "connect_timeout",
 	    "application_name", NULL };
 	const char *vals[] = { conninfo, tbuf, "leadcastd-migrate", NULL };
 	PGconn *pg;
-	int rc = -1;
 
-	*applied = *total = 0;
 	snprintf(tbuf, sizeof(tbuf), "%d", timeout);
 	pg = PQconnectdbParams(keys, vals, 1);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
@@ -69,9 +66,60 @@ migrate_run(const char *conninfo, int timeout, int *applied, int *total,
 		    pg ? PQerrorMessage(pg) : "out of memory");
 		err[strcspn(err, "\n")] = '\0';
 		PQfinish(pg);
-		return -1;
+		return NULL;
 	}
 	PQsetNoticeProcessor(pg, NULL, NULL);
+	return pg;
+}
+
+int
+migrate_setting(const char *conninfo, const char *name,
+    const char *value_if_new, char *out, size_t outlen, char *err, size_t n)
+{
+	const char *p[2] = { name, value_if_new };
+	PGconn *pg = connect_blocking(conninfo, 10, err, n);
+	PGresult *r;
+	int rc = -1;
+
+	if (!pg)
+		return -1;
+	/* A node inserting at the same moment may be invisible to this
+	 * statement's snapshot: then the next attempt sees its row. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		r = PQexecParams(pg, "WITH ins AS (INSERT INTO settings (name, "
+		    "value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING "
+		    "RETURNING value) SELECT value FROM ins UNION ALL "
+		    "SELECT value FROM settings WHERE name = $1", 2, NULL, p,
+		    NULL, NULL, 0);
+		if (!r || PQresultStatus(r) != PGRES_TUPLES_OK ||
+		    PQntuples(r) > 0)
+			break;
+		PQclear(r);
+		r = NULL;
+	}
+	if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1) {
+		snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+		rc = 0;
+	} else {
+		snprintf(err, n, "reading setting %s: %s", name,
+		    PQerrorMessage(pg));
+		err[strcspn(err, "\n")] = '\0';
+	}
+	PQclear(r);
+	PQfinish(pg);
+	return rc;
+}
+
+int
+migrate_run(const char *conninfo, int timeout, int *applied, int *total,
+    char *err, size_t n)
+{
+	PGconn *pg;
+	int rc = -1;
+
+	*applied = *total = 0;
+	if (!(pg = connect_blocking(conninfo, timeout, err, n)))
+		return -1;
 	if (exec_ok(pg, "SET client_min_messages = warning", 0, NULL, err, n,
 	    "set") < 0 ||
 	    exec_ok(pg, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", 0,

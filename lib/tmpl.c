@@ -682,9 +682,14 @@ struct tmpl_frame {             /* the context stack */
 	const struct tmpl_frame *up;
 };
 
-struct tmpl_env {               /* parent tags being expanded, innermost first */
+struct tmpl_env {               /* parent tags being expanded, innermost 1st */
 	const struct tmpl_node *parent;
 	const struct tmpl_env *up;
+};
+
+struct tmpl_active {            /* overriding blocks being rendered */
+	const struct tmpl_node *block;
+	const struct tmpl_active *up;
 };
 
 struct tmpl_r {
@@ -696,6 +701,7 @@ struct tmpl_r {
 	int bol;                /* output is at the start of a line */
 	int depth;
 	unsigned long steps;    /* nodes visited, against TMPL_MAX_STEPS */
+	const struct tmpl_active *active;
 };
 
 static int render_nodes(struct tmpl_r *, const struct tmpl_node *, size_t,
@@ -831,17 +837,29 @@ truthy(const json_t *v)
 	    !(json_is_array(v) && json_array_size(v) == 0);
 }
 
-/* The outermost parent tag's block named `name`: the top level wins. */
+/*
+ * The outermost parent tag's block named `name` (the top level wins), but
+ * not one being rendered already: {{$a}}{{$a}}..{{/a}}{{/a}} inside a
+ * parent tag would recurse.
+ */
 static const struct tmpl_node *
-find_block(const struct tmpl_env *env, const char *name)
+find_block(const struct tmpl_r *r, const struct tmpl_env *env,
+    const char *name)
 {
-	const struct tmpl_node *found = NULL;
+	const struct tmpl_node *found = NULL, *b;
+	const struct tmpl_active *a;
 	size_t i;
 
 	for (; env; env = env->up)
-		for (i = 0; i < env->parent->nkids; i++)
-			if (strcmp(env->parent->kids[i].s, name) == 0)
-				found = &env->parent->kids[i];
+		for (i = 0; i < env->parent->nkids; i++) {
+			b = &env->parent->kids[i];
+			if (strcmp(b->s, name) != 0)
+				continue;
+			for (a = r->active; a && a->block != b; a = a->up)
+				;
+			if (!a)
+				found = b;
+		}
 	return found;
 }
 
@@ -885,10 +903,12 @@ render_nodes(struct tmpl_r *r, const struct tmpl_node *kids, size_t n,
 {
 	const struct tmpl_node *nd, *o;
 	const struct tmpl *t;
+	struct tmpl_active act;
 	struct tmpl_frame fr;
 	struct tmpl_env en;
 	const json_t *v;
 	size_t i, j;
+	int rc;
 
 	for (i = 0; i < n; i++) {
 		nd = &kids[i];
@@ -942,7 +962,7 @@ render_nodes(struct tmpl_r *r, const struct tmpl_node *kids, size_t n,
 				return -1;
 			break;
 		case N_BLOCK:
-			if (!(o = find_block(env, nd->s))) {
+			if (!(o = find_block(r, env, nd->s))) {
 				if (descend(r, nd->kids, nd->nkids, nd->ind,
 				    nd->indlen, 0, f, env) < 0)
 					return -1;
@@ -954,8 +974,13 @@ render_nodes(struct tmpl_r *r, const struct tmpl_node *kids, size_t n,
 			    r->ind.len - r->base) < 0 ||
 			    put(r, nd->site, nd->sitelen) < 0))
 				return -1;
-			if (descend(r, o->kids, o->nkids, nd->site,
-			    nd->sitelen, 0, f, env) < 0)
+			act.block = o;
+			act.up = r->active;
+			r->active = &act;
+			rc = descend(r, o->kids, o->nkids, nd->site,
+			    nd->sitelen, 0, f, env);
+			r->active = act.up;
+			if (rc < 0)
 				return -1;
 			break;
 		}

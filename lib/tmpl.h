@@ -38,7 +38,7 @@ struct tmpl_set;        /* named compiled templates: partials and parents */
 
 struct tmpl_error {
 	char file[256];         /* template name or file path */
-	int line;               /* 1-based line of the offending tag, 0 if none */
+	int line;               /* 1-based line of the bad tag, 0 if none */
 	int col;                /* 1-based column (bytes) */
 	char msg[256];
 };

@@ -32,7 +32,7 @@ show(const char *label, const char *s, size_t n)
 	json_t *j = json_stringn(s, n);
 	char *d = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
 
-	print_message("  %-9s %s\n", label, d ? d : "?");
+	print_message("#   %-9s %s\n", label, d ? d : "?");
 	free(d);
 	json_decref(j);
 }
@@ -54,7 +54,7 @@ spec_case(const char *file, json_t *tc)
 	int rc = -1;
 
 	if (!name || !json_is_string(tpl) || !json_is_string(exp)) {
-		print_message("FAIL %s: malformed test case\n", file);
+		print_message("# FAIL %s: malformed test case\n", file);
 		return -1;
 	}
 	set = tmpl_set_new();
@@ -63,27 +63,28 @@ spec_case(const char *file, json_t *tc)
 	json_object_foreach(parts, k, v) {
 		if (tmpl_set_add(set, k, json_string_value(v),
 		    json_string_length(v), &err) < 0) {
-			print_message("FAIL %s: %s: partial %s: %d:%d: %s\n",
+			print_message("# FAIL %s: %s: partial %s: %d:%d: %s\n",
 			    file, name, k, err.line, err.col, err.msg);
 			goto out;
 		}
 	}
 	if (tmpl_compile(name, json_string_value(tpl), json_string_length(tpl),
 	    &t, &err) < 0) {
-		print_message("FAIL %s: %s: %d:%d: %s\n", file, name,
+		print_message("# FAIL %s: %s: %d:%d: %s\n", file, name,
 		    err.line, err.col, err.msg);
 		goto out;
 	}
 	if (tmpl_render(t, json_object_get(tc, "data"), set,
 	    TMPL_ESCAPE_HTML, &out) < 0) {
-		print_message("FAIL %s: %s: render returned -1\n", file, name);
+		print_message("# FAIL %s: %s: render returned -1\n", file,
+		    name);
 		goto out;
 	}
 	if (out.len == json_string_length(exp) &&
 	    memcmp(buf_str(&out), json_string_value(exp), out.len) == 0)
 		rc = 0;
 	else {
-		print_message("FAIL %s: %s\n", file, name);
+		print_message("# FAIL %s: %s\n", file, name);
 		show("template:", json_string_value(tpl),
 		    json_string_length(tpl));
 		show("expected:", json_string_value(exp),
@@ -146,12 +147,12 @@ test_spec(void **state)
 			else
 				fpass++;
 		}
-		print_message("%-20s %d/%zu passed\n", files[i], fpass,
+		print_message("# %-20s %d/%zu passed\n", files[i], fpass,
 		    json_array_size(tests));
 		json_decref(root);
 		free(files[i]);
 	}
-	print_message("spec: %d/%d passed in %zu files from %s\n",
+	print_message("# spec: %d/%d passed in %zu files from %s\n",
 	    total - failed, total, nfiles, dir);
 	if (nfiles == 0)
 		fail_msg("no *.json spec files in %s", dir);
@@ -531,6 +532,14 @@ test_partials(void **state)
 	assert_string_equal(buf_str(&out), "<body>\n  <ul>\n    <li>a</li>\n"
 	    "    <li>b</li>\n  </ul>\n</body>\n");
 	buf_free(&out);
+	/* An override holding a block of its own name does not recurse. */
+	add(s, "base", "[{{$a}}default{{/a}}]");
+	add(s, "odd", "{{<base}}{{$a}}A{{$a}}inner{{/a}}{{/a}}{{/base}}");
+	buf_init(&out, 0);
+	assert_int_equal(tmpl_render(tmpl_set_get(s, "odd"), data, s,
+	    TMPL_ESCAPE_HTML, &out), 0);
+	assert_string_equal(buf_str(&out), "[Ainner]");
+	buf_free(&out);
 	/* NULL set: partials and parents render as empty. */
 	buf_init(&out, 0);
 	assert_int_equal(tmpl_render(tmpl_set_get(s, "page"), data, NULL,
@@ -570,7 +579,8 @@ test_random(void **state)
 		assert_non_null(s);
 		for (j = 0; j < 2; j++) {
 			len = 0;
-			n = (int)((seed = seed * 1103515245 + 12345) >> 16) % 24;
+			seed = seed * 1103515245 + 12345;
+			n = (int)((seed >> 16) % 24);
 			while (n-- > 0) {
 				seed = seed * 1103515245 + 12345;
 				a = atoms[(seed >> 16) % natoms];

@@ -1,0 +1,1096 @@
+/*
+ * dkim - DKIM signing with keys parsed once per configuration load. See
+ * dkim.h for what it does and does not do.
+ *
+ * Why not libopendkim's dkim_sign(): it takes the private key as text and
+ * its signing handle parses it (PEM_read_bio_PrivateKey, or
+ * d2i_PrivateKey_bio for base64 DER) for every message; libopendkim 2.11
+ * has no way to hand it an already parsed key. Under OpenSSL 3 that parse
+ * goes through the generic decoder and costs more than the RSA-2048
+ * signature (tests/bench/dkim_keyload.c). So this module does the small
+ * part of RFC 6376 a signer needs (relaxed canonicalization, sections
+ * 3.4.2 and 3.4.4; the hash of section 3.7) and signs with an EVP_PKEY
+ * parsed when the key was added; libopendkim's verifier checks a probe
+ * signature of every key as it is added, and the unit tests check every
+ * signature with it.
+ *
+ * Signature algorithms: rsa-sha256 is RSASSA-PKCS1-v1_5 over SHA-256 of the
+ * header data; ed25519-sha256 (RFC 8463) is PureEd25519 over the SHA-256
+ * digest of the same data. Both algorithms use relaxed canonicalization and
+ * SHA-256, so a dual signature hashes the body and the signed header fields
+ * once.
+ */
+#include "dkim.h"
+
+/* libopendkim's own header, which "dkim.h" above shadows on -Ilib. */
+#include <opendkim/dkim.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#if !defined(DKIM_SIGN_ED25519SHA256) || !defined(LEADCAST_DKIM_H)
+#error "lib/dkim.h and libopendkim's <opendkim/dkim.h> are both needed"
+#endif
+
+#define DKIM_KEYFILE_MAX	(64 * 1024)	/* bytes of a PEM key file */
+#define DKIM_SIG_MAX		1024		/* signature bytes: RSA-8192 */
+#define DKIM_RSA_MIN_BITS	1024		/* RFC 8301: verifiers refuse less */
+#define DKIM_RSA_GOOD_BITS	2048		/* RFC 8301: signers SHOULD use */
+#define DKIM_MAXFIELDS		32		/* signed field instances/message */
+#define DKIM_LINE		78		/* header line width, tab = 8 */
+#define DKIM_TAB		8
+
+/* The header fields we sign, in h= order, lowercase as written there. */
+static const char *const dkim_signed[] = {
+	"from", "to", "subject", "date", "message-id", "mime-version",
+	"content-type", "list-unsubscribe", "list-unsubscribe-post",
+};
+#define DKIM_NSIGNED	(sizeof(dkim_signed) / sizeof(dkim_signed[0]))
+
+struct dkim_key {
+	char *domain;		/* lowercase */
+	char *selector;
+	enum dkim_alg alg;
+	EVP_PKEY *pkey;		/* parsed once, read-only afterwards */
+};
+
+struct dkim_keys {
+	struct dkim_key *v;
+	size_t n, cap;
+	EVP_MD *sha256;		/* fetched once: no implicit fetch per use */
+};
+
+/* A signed header field found in the message. */
+struct dkim_field {
+	const char *p;		/* "Name: value" up to, not including, CRLF */
+	size_t len;
+	size_t name;		/* index into dkim_signed */
+};
+
+struct dkim_msg {
+	struct dkim_field f[DKIM_MAXFIELDS];	/* in message order */
+	size_t nf;
+	size_t count[DKIM_NSIGNED];
+	size_t bodyoff;		/* offset of the body in the message */
+};
+
+static void dkim_err(char *err, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+dkim_err(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || n == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+}
+
+/* The reason of the last OpenSSL error, and an empty queue afterwards (a
+ * stale error would be blamed on the next OpenSSL user of this thread). */
+static const char *
+dkim_ssl_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	ERR_clear_error();
+	return r ? r : "unknown OpenSSL error";
+}
+
+const char *
+dkim_alg_name(enum dkim_alg alg)
+{
+	switch (alg) {
+	case DKIM_ALG_RSA_SHA256:
+		return "rsa-sha256";
+	case DKIM_ALG_ED25519_SHA256:
+		return "ed25519-sha256";
+	}
+	return "?";
+}
+
+static int
+dkim_lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+static int
+dkim_is_alnum(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9');
+}
+
+/* A DNS name as RFC 6376 allows for d= and s=: dot-separated labels of
+ * letters, digits and inner hyphens (IDNs in their xn-- form). */
+static int
+dkim_valid_name(const char *s)
+{
+	size_t len = strlen(s), lab = 0;
+
+	if (len == 0 || len > 253)
+		return 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (s[i] == '.' || s[i] == '\0') {
+			if (lab == 0 || s[i - 1] == '-')
+				return 0;
+			lab = 0;
+			continue;
+		}
+		if (!dkim_is_alnum((unsigned char)s[i]) &&
+		    (s[i] != '-' || lab == 0))
+			return 0;
+		if (++lab > 63)
+			return 0;
+	}
+	return 1;
+}
+
+static int
+dkim_check_names(const char *domain, const char *selector, char *err,
+    size_t n)
+{
+	if (!dkim_valid_name(domain)) {
+		dkim_err(err, n, "invalid DKIM domain \"%s\" (letters, digits, "
+		    "hyphens and dots; IDNs in xn-- form)", domain);
+		return -1;
+	}
+	if (!dkim_valid_name(selector)) {
+		dkim_err(err, n, "invalid DKIM selector \"%s\" for %s (letters, "
+		    "digits, hyphens and dots)", selector, domain);
+		return -1;
+	}
+	if (strlen(selector) + strlen("._domainkey.") + strlen(domain) > 253) {
+		dkim_err(err, n, "DKIM selector \"%s\" makes the DNS name of "
+		    "its key too long for %s", selector, domain);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+dkim_b64(struct buf *b, const unsigned char *p, size_t len)
+{
+	size_t need = 4 * ((len + 2) / 3);
+	unsigned char tmp[4 * ((DKIM_SIG_MAX + 2) / 3) + 1];
+	unsigned char *out = need < sizeof(tmp) ? tmp : malloc(need + 1);
+	int rc;
+
+	if (out == NULL || len > INT32_MAX)
+		rc = -1;
+	else {
+		EVP_EncodeBlock(out, p, (int)len);
+		rc = buf_append(b, out, need);
+	}
+	if (out != tmp)
+		free(out);
+	return rc;
+}
+
+/* "v=DKIM1; k=rsa; p=..." for the public half of pkey. */
+static int
+dkim_record(EVP_PKEY *pkey, enum dkim_alg alg, struct buf *b)
+{
+	unsigned char raw[32], *der = NULL;
+	size_t rawlen = sizeof(raw);
+	int len, rc = -1;
+
+	if (alg == DKIM_ALG_RSA_SHA256) {
+		if ((len = i2d_PUBKEY(pkey, &der)) > 0 &&
+		    buf_puts(b, "v=DKIM1; k=rsa; p=") == 0)
+			rc = dkim_b64(b, der, (size_t)len);
+		OPENSSL_free(der);
+	} else if (EVP_PKEY_get_raw_public_key(pkey, raw, &rawlen) == 1 &&
+	    buf_puts(b, "v=DKIM1; k=ed25519; p=") == 0)
+		rc = dkim_b64(b, raw, rawlen);
+	if (rc < 0)
+		ERR_clear_error();
+	return rc;
+}
+
+/* ---- message parsing and canonicalization ------------------------------ */
+
+/* Find the header fields we sign and the start of the body. Header fields
+ * are "Name: value" lines, continued by lines starting with SP or HTAB; the
+ * first empty line ends them. A message without one is all header. */
+static int
+dkim_parse(const char *msg, size_t len, struct dkim_msg *m, char *err,
+    size_t n)
+{
+	size_t pos = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->bodyoff = len;
+	while (pos < len) {
+		size_t start = pos, end, colon = 0, nl;
+
+		if (msg[pos] == '\r' && pos + 1 < len && msg[pos + 1] == '\n') {
+			m->bodyoff = pos + 2;
+			break;
+		}
+		if (msg[pos] == ' ' || msg[pos] == '\t') {
+			dkim_err(err, n, "message: continuation line without "
+			    "a header field at byte %zu", pos);
+			return -1;
+		}
+		for (end = pos; end < len; end++) {
+			char c = msg[end];
+
+			if (c == '\r' && end + 1 < len && msg[end + 1] == '\n') {
+				if (end + 2 < len && (msg[end + 2] == ' ' ||
+				    msg[end + 2] == '\t')) {
+					end += 2;
+					continue;
+				}
+				break;
+			}
+			if (c == '\r' || c == '\n' || c == '\0') {
+				dkim_err(err, n, "message: %s in the header at "
+				    "byte %zu (lines must end in CRLF)",
+				    c == '\0' ? "NUL" : c == '\r' ? "bare CR" :
+				    "bare LF", end);
+				return -1;
+			}
+			if (c == ':' && colon == 0)
+				colon = end;
+		}
+		for (nl = colon; nl > start && (msg[nl - 1] == ' ' ||
+		    msg[nl - 1] == '\t'); nl--)
+			;
+		for (size_t i = start; i < nl && colon; i++)
+			if ((unsigned char)msg[i] < 33 ||
+			    (unsigned char)msg[i] > 126)
+				colon = 0;
+		if (colon == 0 || nl == start) {
+			dkim_err(err, n, "message: malformed header field at "
+			    "byte %zu (no \"Name:\")", start);
+			return -1;
+		}
+		for (size_t i = 0; i < DKIM_NSIGNED; i++) {
+			if (strlen(dkim_signed[i]) != nl - start ||
+			    strncasecmp(dkim_signed[i], msg + start,
+			    nl - start) != 0)
+				continue;
+			if (m->nf == DKIM_MAXFIELDS) {
+				dkim_err(err, n, "message: more than %d From, "
+				    "To, Subject, ... header fields",
+				    DKIM_MAXFIELDS);
+				return -1;
+			}
+			m->f[m->nf].p = msg + start;
+			m->f[m->nf].len = end - start;
+			m->f[m->nf].name = i;
+			m->nf++;
+			m->count[i]++;
+			break;
+		}
+		pos = end < len ? end + 2 : len;
+	}
+	if (m->count[0] == 0) {
+		dkim_err(err, n, "message: no From: header field");
+		return -1;
+	}
+	if (m->count[0] > 1) {
+		dkim_err(err, n, "message: %zu From: header fields (RFC 5322 "
+		    "allows one)", m->count[0]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Relaxed header canonicalization (RFC 6376 3.4.2) of one field, "Name:
+ * value" with its folds, without the final CRLF: name lowercased, folds
+ * unfolded, WSP runs made one SP, WSP around the colon and at the end
+ * removed. */
+static void
+dkim_canon_header(struct buf *b, const char *f, size_t len)
+{
+	const char *colon = memchr(f, ':', len), *end = f + len;
+	size_t nl = (size_t)(colon - f);
+	int ws = 0, started = 0;
+
+	while (nl > 0 && (f[nl - 1] == ' ' || f[nl - 1] == '\t'))
+		nl--;
+	for (size_t i = 0; i < nl; i++)
+		buf_putc(b, (char)dkim_lower((unsigned char)f[i]));
+	buf_putc(b, ':');
+	for (const char *p = colon + 1; p < end; p++) {
+		if (*p == '\r' || *p == '\n')
+			continue;
+		if (*p == ' ' || *p == '\t') {
+			ws = 1;
+			continue;
+		}
+		if (ws && started)
+			buf_putc(b, ' ');
+		buf_putc(b, *p);
+		ws = 0;
+		started = 1;
+	}
+}
+
+/* Output of the body canonicalization, hashed in blocks. */
+struct dkim_sink {
+	EVP_MD_CTX *md;
+	size_t n;
+	int fail;
+	unsigned char b[8192];
+};
+
+static void
+dkim_sink_put(struct dkim_sink *s, const char *p, size_t len)
+{
+	if (s->n + len > sizeof(s->b)) {
+		if (EVP_DigestUpdate(s->md, s->b, s->n) != 1)
+			s->fail = 1;
+		s->n = 0;
+		if (len > sizeof(s->b)) {
+			if (EVP_DigestUpdate(s->md, p, len) != 1)
+				s->fail = 1;
+			return;
+		}
+	}
+	memcpy(s->b + s->n, p, len);
+	s->n += len;
+}
+
+/* SHA-256 of the relaxed canonical body (RFC 6376 3.4.4): WSP runs become
+ * one SP, WSP at line ends goes, empty lines at the end go, a last line
+ * without CRLF gets one; an empty body stays empty. */
+static int
+dkim_body_hash(const EVP_MD *sha256, const char *msg, size_t len,
+    size_t off, unsigned char dig[32], char *err, size_t n)
+{
+	struct dkim_sink *s;
+	size_t empty = 0, i = off;
+	int ws = 0, started = 0, rc = -1;
+
+	if ((s = malloc(sizeof(*s))) == NULL) {
+		dkim_err(err, n, "out of memory");
+		return -1;
+	}
+	s->n = 0;
+	s->fail = 0;
+	if ((s->md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex2(s->md, sha256, NULL) != 1) {
+		dkim_err(err, n, "SHA-256: %s", dkim_ssl_reason());
+		goto out;
+	}
+	while (i < len) {
+		char c = msg[i];
+		size_t run;
+
+		if (c == '\r' && i + 1 < len && msg[i + 1] == '\n') {
+			if (started)
+				dkim_sink_put(s, "\r\n", 2);
+			else
+				empty++;
+			started = ws = 0;
+			i += 2;
+			continue;
+		}
+		if (c == '\r' || c == '\n') {
+			dkim_err(err, n, "message: bare %s in the body at byte "
+			    "%zu (lines must end in CRLF)", c == '\r' ? "CR" :
+			    "LF", i);
+			goto out;
+		}
+		if (c == ' ' || c == '\t') {
+			ws = 1;
+			i++;
+			continue;
+		}
+		if (!started) {
+			for (; empty > 0; empty--)
+				dkim_sink_put(s, "\r\n", 2);
+			started = 1;
+		}
+		if (ws)
+			dkim_sink_put(s, " ", 1);
+		ws = 0;
+		for (run = 1; i + run < len; run++) {
+			c = msg[i + run];
+			if (c == '\r' || c == '\n' || c == ' ' || c == '\t')
+				break;
+		}
+		dkim_sink_put(s, msg + i, run);
+		i += run;
+	}
+	if (started)
+		dkim_sink_put(s, "\r\n", 2);
+	if ((s->n && EVP_DigestUpdate(s->md, s->b, s->n) != 1) || s->fail ||
+	    EVP_DigestFinal_ex(s->md, dig, NULL) != 1) {
+		dkim_err(err, n, "SHA-256: %s", dkim_ssl_reason());
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_MD_CTX_free(s->md);
+	free(s);
+	return rc;
+}
+
+/* ---- the DKIM-Signature field ------------------------------------------ */
+
+/* A header field being built, folded before a token that would not fit. */
+struct dkim_hdr {
+	struct buf *b;
+	size_t col;
+};
+
+static void
+dkim_hdr_tok(struct dkim_hdr *h, const char *tok, int space, size_t keep)
+{
+	size_t len = strlen(tok);
+
+	if (h->col + (space ? 1 : 0) + len + keep > DKIM_LINE &&
+	    h->col > DKIM_TAB) {
+		buf_puts(h->b, "\r\n\t");
+		h->col = DKIM_TAB;
+	} else if (space) {
+		buf_putc(h->b, ' ');
+		h->col++;
+	}
+	buf_puts(h->b, tok);
+	h->col += len;
+}
+
+static int
+dkim_sign_digest(const EVP_MD *sha256, const struct dkim_key *key,
+    const unsigned char dig[32], unsigned char *sig, size_t *siglen)
+{
+	int ok;
+
+	if (key->alg == DKIM_ALG_RSA_SHA256) {
+		EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey,
+		    NULL);
+
+		ok = pc != NULL && EVP_PKEY_sign_init(pc) == 1 &&
+		    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) == 1 &&
+		    EVP_PKEY_CTX_set_signature_md(pc, sha256) == 1 &&
+		    EVP_PKEY_sign(pc, sig, siglen, dig, 32) == 1;
+		EVP_PKEY_CTX_free(pc);
+	} else {
+		EVP_MD_CTX *mc = EVP_MD_CTX_new();
+
+		ok = mc != NULL && EVP_DigestSignInit_ex(mc, NULL, NULL, NULL,
+		    NULL, key->pkey, NULL) == 1 &&
+		    EVP_DigestSign(mc, sig, siglen, dig, 32) == 1;
+		EVP_MD_CTX_free(mc);
+	}
+	return ok ? 0 : -1;
+}
+
+/*
+ * Sign msg with each of keys[0..nkeys), appending the DKIM-Signature
+ * fields to out (restored on failure).
+ */
+static int
+dkim_sign_with(const EVP_MD *sha256, const struct dkim_key *const *keys,
+    size_t nkeys, const char *msg, size_t len, time_t now, struct buf *out,
+    char *err, size_t n)
+{
+	struct dkim_msg *m;
+	struct buf hdrs = BUF_INIT, field = BUF_INIT, canon = BUF_INIT;
+	unsigned char bh[32], dig[32], sig[DKIM_SIG_MAX];
+	char bh64[45], tok[300];
+	size_t outlen = out->len;
+	int outov = out->overflow, rc = -1;
+	EVP_MD_CTX *mc = NULL;
+
+	if ((m = malloc(sizeof(*m))) == NULL) {
+		dkim_err(err, n, "out of memory");
+		return -1;
+	}
+	if (dkim_parse(msg, len, m, err, n) < 0 ||
+	    dkim_body_hash(sha256, msg, len, m->bodyoff, bh, err, n) < 0)
+		goto out;
+	EVP_EncodeBlock((unsigned char *)bh64, bh, 32);
+
+	/* The signed fields, canonical, each name's instances bottom-up
+	 * (RFC 6376 5.4.2): the data every signature of msg shares. */
+	for (size_t i = 0; i < DKIM_NSIGNED; i++) {
+		for (size_t j = m->nf; j-- > 0;) {
+			if (m->f[j].name != i)
+				continue;
+			dkim_canon_header(&hdrs, m->f[j].p, m->f[j].len);
+			buf_puts(&hdrs, "\r\n");
+		}
+	}
+	if ((mc = EVP_MD_CTX_new()) == NULL)
+		goto ssl;
+
+	for (size_t k = 0; k < nkeys; k++) {
+		const struct dkim_key *key = keys[k];
+		struct dkim_hdr h = { &field, 0 };
+		size_t siglen = sizeof(sig), hashed, last = 0;
+		char sig64[4 * ((DKIM_SIG_MAX + 2) / 3) + 1];
+
+		buf_reset(&field);
+		buf_reset(&canon);
+		dkim_hdr_tok(&h, "DKIM-Signature:", 0, 0);
+		dkim_hdr_tok(&h, "v=1;", 1, 0);
+		snprintf(tok, sizeof(tok), "a=%s;", dkim_alg_name(key->alg));
+		dkim_hdr_tok(&h, tok, 1, 0);
+		dkim_hdr_tok(&h, "c=relaxed/relaxed;", 1, 0);
+		snprintf(tok, sizeof(tok), "d=%s;", key->domain);
+		dkim_hdr_tok(&h, tok, 1, 0);
+		snprintf(tok, sizeof(tok), "s=%s;", key->selector);
+		dkim_hdr_tok(&h, tok, 1, 0);
+		snprintf(tok, sizeof(tok), "t=%lld;", (long long)now);
+		dkim_hdr_tok(&h, tok, 1, 0);
+		/* Each present name once more than it occurs: oversigned. */
+		for (size_t i = 0; i < DKIM_NSIGNED; i++)
+			if (m->count[i])
+				last = i;
+		for (size_t i = 0, first = 1; i < DKIM_NSIGNED; i++) {
+			for (size_t j = 0; m->count[i] && j <= m->count[i];
+			    j++) {
+				snprintf(tok, sizeof(tok), "%s%s%c",
+				    first ? "h=" : "", dkim_signed[i],
+				    i == last && j == m->count[i] ? ';' : ':');
+				dkim_hdr_tok(&h, tok, first, 0);
+				first = 0;
+			}
+		}
+		snprintf(tok, sizeof(tok), "bh=%s;", bh64);
+		dkim_hdr_tok(&h, tok, 1, 0);
+		dkim_hdr_tok(&h, "b=", 1, 16);
+		hashed = field.len;
+
+		/* The hash: signed fields, then this field with b= empty,
+		 * canonical, without its CRLF (RFC 6376 3.7). */
+		dkim_canon_header(&canon, field.data, hashed);
+		if (hdrs.overflow || field.overflow || canon.overflow)
+			goto nomem;
+		if (EVP_DigestInit_ex2(mc, sha256, NULL) != 1 ||
+		    EVP_DigestUpdate(mc, hdrs.data ? hdrs.data : "",
+		    hdrs.len) != 1 ||
+		    EVP_DigestUpdate(mc, canon.data, canon.len) != 1 ||
+		    EVP_DigestFinal_ex(mc, dig, NULL) != 1)
+			goto ssl;
+		if (dkim_sign_digest(sha256, key, dig, sig, &siglen) < 0) {
+			dkim_err(err, n, "%s signature for %s (selector %s): "
+			    "%s", dkim_alg_name(key->alg), key->domain,
+			    key->selector, dkim_ssl_reason());
+			goto out;
+		}
+		EVP_EncodeBlock((unsigned char *)sig64, sig, (int)siglen);
+		for (size_t i = 0, slen = strlen(sig64); i < slen;) {
+			size_t room = h.col < DKIM_LINE ? DKIM_LINE - h.col : 0;
+
+			if (room == 0) {
+				buf_puts(&field, "\r\n\t");
+				h.col = DKIM_TAB;
+				continue;
+			}
+			if (room > slen - i)
+				room = slen - i;
+			buf_append(&field, sig64 + i, room);
+			h.col += room;
+			i += room;
+		}
+		buf_puts(&field, "\r\n");
+		if (field.overflow || buf_append(out, field.data,
+		    field.len) < 0)
+			goto nomem;
+	}
+	rc = 0;
+	goto out;
+ssl:
+	dkim_err(err, n, "SHA-256: %s", dkim_ssl_reason());
+	goto out;
+nomem:
+	dkim_err(err, n, "out of memory while signing");
+out:
+	if (rc < 0 && out->data != NULL) {
+		out->len = outlen;
+		out->data[outlen] = '\0';
+		out->overflow = outov;
+	}
+	EVP_MD_CTX_free(mc);
+	buf_free(&hdrs);
+	buf_free(&field);
+	buf_free(&canon);
+	free(m);
+	return rc;
+}
+
+int
+dkim_keys_sign(const struct dkim_keys *k, const char *domain,
+    const char *msg, size_t len, struct buf *out, char *err, size_t n)
+{
+	const struct dkim_key *use[2] = { NULL, NULL };
+	size_t nuse = 0;
+
+	for (size_t i = 0; i < k->n; i++) {
+		if (strcasecmp(k->v[i].domain, domain) != 0)
+			continue;
+		/* rsa-sha256 first: the topmost signature is the one a
+		 * verifier without Ed25519 support sees first. */
+		use[k->v[i].alg == DKIM_ALG_RSA_SHA256 ? 0 : 1] = &k->v[i];
+	}
+	if (use[0] == NULL && use[1] == NULL)
+		return 1;
+	if (use[0] == NULL)
+		use[0] = use[1], use[1] = NULL;
+	nuse = use[1] ? 2 : 1;
+	return dkim_sign_with(k->sha256, use, nuse, msg, len, time(NULL), out,
+	    err, n);
+}
+
+/* ---- keys -------------------------------------------------------------- */
+
+struct dkim_keys *
+dkim_keys_new(void)
+{
+	struct dkim_keys *k = calloc(1, sizeof(*k));
+
+	if (k == NULL)
+		return NULL;
+	if ((k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
+		ERR_clear_error();
+		free(k);
+		return NULL;
+	}
+	return k;
+}
+
+void
+dkim_keys_free(struct dkim_keys *k)
+{
+	if (k == NULL)
+		return;
+	for (size_t i = 0; i < k->n; i++) {
+		free(k->v[i].domain);
+		free(k->v[i].selector);
+		EVP_PKEY_free(k->v[i].pkey);
+	}
+	free(k->v);
+	EVP_MD_free(k->sha256);
+	free(k);
+}
+
+size_t
+dkim_keys_count(const struct dkim_keys *k)
+{
+	return k->n;
+}
+
+/* Refuse to prompt on the terminal for the passphrase of a key. */
+static int
+dkim_nopass(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+static void
+dkim_warn(char *err, size_t n, int *warned, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Append a warning to err, "; "-separated. */
+static void
+dkim_warn(char *err, size_t n, int *warned, const char *fmt, ...)
+{
+	size_t used;
+	va_list ap;
+
+	if (err == NULL || n == 0)
+		return;
+	if (!*warned)
+		err[0] = '\0';
+	used = strlen(err);
+	if (*warned && used + 2 < n) {
+		memcpy(err + used, "; ", 3);
+		used += 2;
+	}
+	*warned = 1;
+	va_start(ap, fmt);
+	vsnprintf(err + used, n - used, fmt, ap);
+	va_end(ap);
+}
+
+/* Read and parse the PEM private key in path, checking the file's mode
+ * and the key's type and size. */
+static EVP_PKEY *
+dkim_load(const char *path, enum dkim_alg alg, int *warned, char *err,
+    size_t n)
+{
+	struct stat st;
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	ssize_t r;
+	int fd, bits;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+		dkim_err(err, n, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		dkim_err(err, n, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		dkim_err(err, n, "%s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH | S_IXOTH | S_IWGRP)) {
+		dkim_err(err, n, "%s: private key is %s by others (mode %04o); "
+		    "chmod 600 it", path, st.st_mode & (S_IROTH | S_IWOTH) ?
+		    "accessible" : "writable", (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	if ((text = malloc(DKIM_KEYFILE_MAX + 1)) == NULL) {
+		dkim_err(err, n, "%s: out of memory", path);
+		goto out;
+	}
+	while (len <= DKIM_KEYFILE_MAX && (r = read(fd, text + len,
+	    DKIM_KEYFILE_MAX + 1 - len)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			dkim_err(err, n, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		len += (size_t)r;
+	}
+	if (len > DKIM_KEYFILE_MAX) {
+		dkim_err(err, n, "%s: larger than %d bytes: not a key file",
+		    path, DKIM_KEYFILE_MAX);
+		goto out;
+	}
+	text[len] = '\0';
+	if ((bio = BIO_new_mem_buf(text, (int)len)) == NULL) {
+		dkim_err(err, n, "%s: %s", path, dkim_ssl_reason());
+		goto out;
+	}
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, dkim_nopass, NULL);
+	if (pkey == NULL) {
+		const char *why = dkim_ssl_reason();
+
+		if (strstr(text, "ENCRYPTED") != NULL)
+			dkim_err(err, n, "%s: private key is encrypted; "
+			    "leadcast needs it unencrypted (mode 0600)", path);
+		else if (strstr(text, "-----BEGIN PUBLIC KEY-----") != NULL)
+			dkim_err(err, n, "%s: holds a public key, not the "
+			    "private key", path);
+		else
+			dkim_err(err, n, "%s: not a PEM private key (%s)",
+			    path, why);
+		goto out;
+	}
+	if (alg == DKIM_ALG_RSA_SHA256 ? !EVP_PKEY_is_a(pkey, "RSA") :
+	    !EVP_PKEY_is_a(pkey, "ED25519")) {
+		const char *t = EVP_PKEY_get0_type_name(pkey);
+
+		dkim_err(err, n, "%s: holds a%s %s key, not the %s key %s "
+		    "needs", path, t && strchr("AEIOU", t[0]) ? "n" : "",
+		    t ? t : "unknown", alg == DKIM_ALG_RSA_SHA256 ? "RSA" :
+		    "Ed25519", dkim_alg_name(alg));
+		goto bad;
+	}
+	if (EVP_PKEY_get_size(pkey) > DKIM_SIG_MAX) {
+		dkim_err(err, n, "%s: key too large (%d bits)", path,
+		    EVP_PKEY_get_bits(pkey));
+		goto bad;
+	}
+	bits = EVP_PKEY_get_bits(pkey);
+	if (alg == DKIM_ALG_RSA_SHA256 && bits < DKIM_RSA_MIN_BITS) {
+		dkim_err(err, n, "%s: RSA key has %d bits; verifiers reject "
+		    "keys under %d (RFC 8301): use 2048", path, bits,
+		    DKIM_RSA_MIN_BITS);
+		goto bad;
+	}
+	if (st.st_mode & S_IRGRP)
+		dkim_warn(err, n, warned, "%s: private key is readable by its "
+		    "group (mode %04o)", path, (unsigned)(st.st_mode & 07777));
+	if (alg == DKIM_ALG_RSA_SHA256 && bits < DKIM_RSA_GOOD_BITS)
+		dkim_warn(err, n, warned, "%s: RSA key has %d bits; %d are "
+		    "recommended (RFC 8301)", path, bits, DKIM_RSA_GOOD_BITS);
+	goto out;
+bad:
+	EVP_PKEY_free(pkey);
+	pkey = NULL;
+out:
+	if (text != NULL) {
+		OPENSSL_cleanse(text, len);
+		free(text);
+	}
+	BIO_free(bio);
+	close(fd);
+	return pkey;
+}
+
+/* Give the libopendkim verifier the key record of the self-test. */
+static DKIM_CBSTAT
+dkim_selftest_key(DKIM *d, DKIM_SIGINFO *sig, unsigned char *buf,
+    size_t buflen)
+{
+	const char *rec = dkim_get_user_context(d);
+
+	(void)sig;
+	if (rec == NULL || strlen(rec) >= buflen)
+		return DKIM_CBSTAT_ERROR;
+	memcpy(buf, rec, strlen(rec) + 1);
+	return DKIM_CBSTAT_CONTINUE;
+}
+
+/*
+ * Sign a probe message with key and verify it with libopendkim against
+ * the key's public record: catches a key that cannot sign and any
+ * disagreement between our canonicalization and the reference's.
+ */
+static int
+dkim_selftest(const EVP_MD *sha256, const struct dkim_key *key,
+    const char *path, char *err, size_t n)
+{
+	struct buf probe = BUF_INIT, msg = BUF_INIT, rec = BUF_INIT;
+	const char *d = key->domain;
+	char why[256] = "out of memory";
+	DKIM_LIB *lib = NULL;
+	DKIM *v = NULL;
+	DKIM_SIGINFO *si;
+	DKIM_STAT st = DKIM_STAT_INTERNAL;
+	int rc = -1;
+
+	/* Folds, WSP runs, trailing WSP, unsigned fields, trailing empty
+	 * lines: what relaxed canonicalization is about. */
+	buf_printf(&probe, "From: Leadcast <probe@%s>\r\nTo: probe@%s\r\n"
+	    "Subject:  DKIM\r\n\tself-test \r\nDate: Thu, 1 Jan 2026 "
+	    "00:00:00 +0000\r\nMessage-ID: <probe@%s>\r\nMIME-Version: "
+	    "1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	    "List-Unsubscribe: <https://%s/u/x>\r\nList-Unsubscribe-Post: "
+	    "List-Unsubscribe=One-Click\r\nX-Unsigned: x\r\n\r\n"
+	    "Dear  lead,\t \r\n \r\nthis probe is never sent.  \r\n\r\n",
+	    d, d, d, d);
+	if (probe.overflow)
+		goto out;
+	if (dkim_sign_with(sha256, &key, 1, probe.data, probe.len, time(NULL),
+	    &msg, why, sizeof(why)) < 0)
+		goto out;
+	if (buf_append(&msg, probe.data, probe.len) < 0 ||
+	    dkim_record(key->pkey, key->alg, &rec) < 0 || rec.overflow)
+		goto out;
+	if ((lib = dkim_init(NULL, NULL)) == NULL ||
+	    dkim_set_key_lookup(lib, dkim_selftest_key) != DKIM_STAT_OK ||
+	    (v = dkim_verify(lib, (const unsigned char *)"dkim-selftest", NULL,
+	    &st)) == NULL ||
+	    dkim_set_user_context(v, rec.data) != DKIM_STAT_OK) {
+		snprintf(why, sizeof(why), "libopendkim: %s",
+		    dkim_getresultstr(st));
+		goto out;
+	}
+	if ((st = dkim_chunk(v, (unsigned char *)msg.data, msg.len)) ==
+	    DKIM_STAT_OK && (st = dkim_chunk(v, NULL, 0)) == DKIM_STAT_OK)
+		st = dkim_eom(v, NULL);
+	si = dkim_getsignature(v);
+	if (st == DKIM_STAT_OK && si != NULL &&
+	    (dkim_sig_getflags(si) & DKIM_SIGFLAG_PASSED) &&
+	    dkim_sig_getbh(si) == DKIM_SIGBH_MATCH)
+		rc = 0;
+	else
+		snprintf(why, sizeof(why), "libopendkim: %s%s%s",
+		    dkim_getresultstr(st), si ? ", " : "",
+		    si ? dkim_sig_geterrorstr(dkim_sig_geterror(si)) : "");
+out:
+	if (rc < 0)
+		dkim_err(err, n, "%s: self-test of the %s key for %s failed: "
+		    "%s", path, dkim_alg_name(key->alg), d, why);
+	if (v != NULL)
+		dkim_free(v);
+	if (lib != NULL)
+		dkim_close(lib);
+	buf_free(&probe);
+	buf_free(&msg);
+	buf_free(&rec);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+dkim_keys_add(struct dkim_keys *k, const char *domain, const char *selector,
+    enum dkim_alg alg, const char *key_file, char *err, size_t n)
+{
+	struct dkim_key key = { NULL, NULL, alg, NULL };
+	int warned = 0;
+
+	if (alg != DKIM_ALG_RSA_SHA256 && alg != DKIM_ALG_ED25519_SHA256) {
+		dkim_err(err, n, "%s: unknown DKIM algorithm %d", key_file,
+		    (int)alg);
+		return -1;
+	}
+	if (dkim_check_names(domain, selector, err, n) < 0)
+		return -1;
+	for (size_t i = 0; i < k->n; i++) {
+		if (strcasecmp(k->v[i].domain, domain) != 0)
+			continue;
+		if (k->v[i].alg == alg) {
+			dkim_err(err, n, "%s: %s already has an %s key "
+			    "(selector %s)", key_file, domain,
+			    dkim_alg_name(alg), k->v[i].selector);
+			return -1;
+		}
+		if (strcasecmp(k->v[i].selector, selector) == 0) {
+			dkim_err(err, n, "%s: selector %s of %s already names "
+			    "its %s key: each key needs its own selector",
+			    key_file, selector, domain,
+			    dkim_alg_name(k->v[i].alg));
+			return -1;
+		}
+	}
+	if (k->n == k->cap) {
+		size_t ncap = k->cap ? 2 * k->cap : 8;
+		struct dkim_key *nv = realloc(k->v, ncap * sizeof(*nv));
+
+		if (nv == NULL) {
+			dkim_err(err, n, "%s: out of memory", key_file);
+			return -1;
+		}
+		k->v = nv;
+		k->cap = ncap;
+	}
+	if ((key.pkey = dkim_load(key_file, alg, &warned, err, n)) == NULL)
+		return -1;
+	if ((key.domain = strdup(domain)) == NULL ||
+	    (key.selector = strdup(selector)) == NULL) {
+		dkim_err(err, n, "%s: out of memory", key_file);
+		goto fail;
+	}
+	for (char *p = key.domain; *p; p++)
+		*p = (char)dkim_lower((unsigned char)*p);
+	if (dkim_selftest(k->sha256, &key, key_file, err, n) < 0)
+		goto fail;
+	k->v[k->n++] = key;
+	return warned ? 1 : 0;
+fail:
+	EVP_PKEY_free(key.pkey);
+	free(key.domain);
+	free(key.selector);
+	return -1;
+}
+
+/* ---- key generation ---------------------------------------------------- */
+
+static int
+dkim_write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+dkim_keygen(const char *domain, const char *selector, enum dkim_alg alg,
+    const char *path, struct buf *txt, char *err, size_t n)
+{
+	struct buf rec = BUF_INIT, zone = BUF_INIT;
+	EVP_PKEY *pkey = NULL;
+	BIO *mem = NULL;
+	char *pem = NULL;
+	long pemlen = 0;
+	int fd, rc = -1;
+
+	if (alg != DKIM_ALG_RSA_SHA256 && alg != DKIM_ALG_ED25519_SHA256) {
+		dkim_err(err, n, "unknown DKIM algorithm %d", (int)alg);
+		return -1;
+	}
+	if (dkim_check_names(domain, selector, err, n) < 0)
+		return -1;
+	/* O_EXCL: never overwrite a key (nor follow a planted symlink). */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC |
+	    O_NOCTTY, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			dkim_err(err, n, "%s: already exists; not overwriting "
+			    "a key (choose a new selector and file)", path);
+		else
+			dkim_err(err, n, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	pkey = alg == DKIM_ALG_RSA_SHA256 ?
+	    EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048) :
+	    EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	if (pkey == NULL || (mem = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_PrivateKey(mem, pkey, NULL, NULL, 0, NULL,
+	    NULL) != 1 || (pemlen = BIO_get_mem_data(mem, &pem)) <= 0) {
+		dkim_err(err, n, "%s: generating the key: %s", path,
+		    dkim_ssl_reason());
+		goto out;
+	}
+	if (dkim_record(pkey, alg, &rec) < 0 || rec.overflow) {
+		dkim_err(err, n, "%s: encoding the public key failed", path);
+		goto out;
+	}
+	buf_printf(&zone, "%s._domainkey.%s. IN TXT (", selector, domain);
+	for (size_t i = 0; i < rec.len; i += 255) {
+		size_t len = rec.len - i < 255 ? rec.len - i : 255;
+
+		buf_printf(&zone, "%s\"%.*s\"", i ? "\n\t" : " ", (int)len,
+		    rec.data + i);
+	}
+	buf_puts(&zone, " )\n");
+	if (zone.overflow) {
+		dkim_err(err, n, "%s: out of memory", path);
+		goto out;
+	}
+	/* Exactly 0600, whatever the umask. */
+	if (fchmod(fd, 0600) < 0 || dkim_write_all(fd, pem,
+	    (size_t)pemlen) < 0 || fsync(fd) < 0) {
+		dkim_err(err, n, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (close(fd) < 0 && rc == 0) {
+		dkim_err(err, n, "%s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	if (rc == 0 && buf_append(txt, zone.data, zone.len) < 0) {
+		dkim_err(err, n, "%s: out of memory", path);
+		rc = -1;
+	}
+	if (rc < 0)
+		unlink(path);
+	if (pem != NULL)
+		OPENSSL_cleanse(pem, (size_t)pemlen);
+	BIO_free(mem);
+	EVP_PKEY_free(pkey);
+	buf_free(&rec);
+	buf_free(&zone);
+	return rc;
+}
