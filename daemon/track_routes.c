@@ -279,30 +279,35 @@ unsubscribe(struct httpd_req *r, void *arg)
 
 			rc = db_query(d->db,
 			    "WITH d AS (SELECT d.id, d.lead_id, d.campaign_id, "
-			    "d.email, c.list_id FROM deliveries d JOIN campaigns c "
+			    "d.email, c.list_ids FROM deliveries d JOIN campaigns c "
 			    "ON c.id = d.campaign_id WHERE d.id = $1), "
 			    "s AS (UPDATE subscriptions SET status = 'unsubscribed',"
-			    " unsubscribed_at = now() WHERE (list_id, lead_id) IN "
-			    "(SELECT list_id, lead_id FROM d) AND status <> "
-			    "'unsubscribed' RETURNING 1), "
+			    " unsubscribed_at = now() WHERE lead_id = (SELECT "
+			    "lead_id FROM d) AND list_id = ANY((SELECT list_ids "
+			    "FROM d)) AND status <> 'unsubscribed' RETURNING 1), "
+			    /* per list; everywhere when the message had no list */
 			    "p AS (INSERT INTO suppressions (email, list_id, reason)"
-			    " SELECT email, list_id, 'unsubscribe' FROM d ON "
-			    "CONFLICT (lower(email), coalesce(list_id, 0)) DO "
-			    "NOTHING RETURNING 1), "
+			    " SELECT d.email, x.list_id, 'unsubscribe' FROM d, "
+			    "unnest(CASE WHEN cardinality(d.list_ids) = 0 THEN "
+			    "ARRAY[NULL::integer] ELSE d.list_ids END) AS "
+			    "x(list_id) ON CONFLICT (lower(email), "
+			    "coalesce(list_id, 0)) DO NOTHING RETURNING 1), "
 			    "e AS (INSERT INTO events (type, lead_id, delivery_id, "
 			    "campaign_id, ip, user_agent, data) SELECT "
 			    "'unsubscribe', lead_id, id, campaign_id, $2::inet, $3,"
 			    " jsonb_build_object('via', $4::text) FROM d "
 			    "RETURNING 1) "
-			    "SELECT d.email, l.name FROM d LEFT JOIN lists l ON "
-			    "l.id = d.list_id", 4, p, unsub_done, u);
+			    "SELECT d.email, (SELECT string_agg(l.name, ', ') FROM "
+			    "lists l WHERE l.id = ANY(d.list_ids)) FROM d", 4, p,
+			    unsub_done, u);
 		}
 	} else {
 		const char *p[1] = { ids };
 
-		rc = db_query(d->db, "SELECT d.email, l.name FROM deliveries d "
-		    "JOIN campaigns c ON c.id = d.campaign_id LEFT JOIN lists l "
-		    "ON l.id = c.list_id WHERE d.id = $1", 1, p, unsub_done, u);
+		rc = db_query(d->db, "SELECT d.email, (SELECT string_agg(l.name, "
+		    "', ') FROM lists l WHERE l.id = ANY(c.list_ids)) FROM "
+		    "deliveries d JOIN campaigns c ON c.id = d.campaign_id WHERE "
+		    "d.id = $1", 1, p, unsub_done, u);
 	}
 	if (rc < 0) {
 		free(u);

@@ -15,9 +15,9 @@
  *
  * It does not parse messages, sign them (DKIM), send them, or handle
  * attachments, and it does not support SMTPUTF8 (non-ASCII addresses are
- * rejected). It does no I/O and no logging; the only outside resource is
- * the CSPRNG (Message-ID, boundary). A mime_msg is not thread-safe; the
- * other functions are.
+ * rejected). It does no I/O and no logging; it uses only the CSPRNG
+ * (Message-ID, boundary) and the clock (Date). A mime_msg is not
+ * thread-safe; the other functions are.
  */
 #ifndef LEADCAST_MIME_H
 #define LEADCAST_MIME_H
@@ -38,14 +38,15 @@ void mime_free(struct mime_msg *m);
 
 /*
  * Add the header field "name: value", after those added before. The value
- * (UTF-8, from data) is cleaned: control characters (CR and LF included)
- * become spaces, runs of spaces collapse to one, invalid UTF-8 becomes
- * U+FFFD. Non-ASCII words become encoded-words (B or Q, whichever is
+ * (UTF-8, from data; NULL is "") is cleaned: control characters (CR and LF
+ * included) become spaces, runs of spaces collapse to one, invalid UTF-8
+ * becomes U+FFFD. Non-ASCII words (and words that look like encoded-words
+ * or are too long to fold) become encoded-words (B or Q, whichever is
  * shorter, each <= 75 characters). A "Date" or "Message-ID" given here
  * replaces the generated one. -1 if the name is not a field name
  * (printable ASCII, no ':'; at most MIME_MAX_NAME), is one this module
- * writes itself (MIME-Version, Content-*), or the value is longer than
- * MIME_MAX_VALUE; -1 on ENOMEM.
+ * writes itself (MIME-Version, Content-Type, Content-Transfer-Encoding),
+ * or the value is longer than MIME_MAX_VALUE; -1 on ENOMEM.
  */
 int mime_header(struct mime_msg *m, const char *name, const char *value);
 
@@ -81,9 +82,13 @@ int mime_set_id_domain(struct mime_msg *m, const char *domain);
  * line, and the body. Bare CR and LF in bodies become CRLF; every line
  * ends in CRLF and has at most 998 octets. The first render fixes the
  * generated Date, Message-ID and boundary; later renders repeat them.
- * Returns 0, or -1 with a message in err (size n) and out unchanged: the
- * message is over max_size bytes (0: no limit), the boundary occurs in a
- * body, no randomness, or out of memory (or out's limit).
+ * The header section is printable ASCII; header lines are folded at 76
+ * columns where a word allows it (a long URL may make a longer line).
+ * Returns 0, or -1 with a message in err (size n; err may be NULL) and
+ * out's contents unchanged: the message is over max_size bytes (0: no
+ * limit; "message is N bytes, over the limit of M"), the boundary occurs
+ * in a body, no randomness, or out of memory or out's own limit (which
+ * sets out->overflow).
  */
 int mime_render(struct mime_msg *m, size_t max_size, struct buf *out,
     char *err, size_t n);
@@ -110,7 +115,7 @@ int mime_addr_valid(const char *addr, const char **reason);
  * most 76 characters. On ENOMEM (or out's limit) out->overflow is set. */
 void mime_qp_encode(const char *in, size_t len, struct buf *out);
 /* Append the base64 encoding of in in lines of 76 characters, each ending
- * in CRLF. */
+ * in CRLF ("" for no input). On ENOMEM out->overflow is set. */
 void mime_b64_encode(const void *in, size_t len, struct buf *out);
 /* Append value as mime_header() would write it after "Name:" for a name
  * of name_len octets: cleaned, encoded, each word after a space or a fold

@@ -77,7 +77,7 @@ CREATE TABLE campaigns (
 	status        text NOT NULL DEFAULT 'draft' CHECK (status IN
 	                  ('draft', 'scheduled', 'running', 'paused',
 	                   'cancelled', 'done')),
-	list_id       integer REFERENCES lists,
+	list_ids      integer[] NOT NULL DEFAULT '{}',
 	scheduled_at  timestamptz,
 	started_at    timestamptz,
 	finished_at   timestamptz,
