@@ -9,6 +9,7 @@
 #ifndef LEADCAST_DAEMON_H
 #define LEADCAST_DAEMON_H
 
+#include <jansson.h>
 #include <time.h>
 
 #include "cfgfile.h"
@@ -17,10 +18,12 @@
 #include "token.h"
 
 struct event;
+struct cond_sqlmap;
 struct event_base;
 struct httpd;
 struct workq;
 struct db;
+struct sender;
 
 struct lc_daemon {
 	struct event_base *base;
@@ -30,17 +33,17 @@ struct lc_daemon {
 	struct httpd *httpd;
 	struct workq *workq;
 	struct db *db;
+	struct sender *sender;
 	int embedded;
 	struct pgembed pg;
 	int pg_restart_pending;
-	time_t pg_restart_last;
 	time_t started;
 	char admin_token[512];
 	struct token_key url_key;       /* signs tokens in public URLs */
 	long long node_id;
 	int stopping;
 	struct timespec stop_deadline;
-	struct event *ev_sig[3], *ev_heartbeat, *ev_drain;
+	struct event *ev_sig[3], *ev_heartbeat, *ev_drain, *ev_supervise;
 	/* the last reload */
 	time_t reload_time;
 	int reload_ok;
@@ -57,5 +60,27 @@ void daemon_stop(struct lc_daemon *d);
 void core_routes_register(struct lc_daemon *d);
 /* track_routes.c: /o/ open pixel, /c/ click redirect, /u/ unsubscribe. */
 void track_routes_register(struct lc_daemon *d);
+/* campaign_routes.c: /api/v1/campaigns... */
+void campaign_routes_register(struct lc_daemon *d);
+
+/* sender.c: the delivery engine. */
+typedef void sender_action_fn(void *arg, int status, json_t *doc);
+struct sender *sender_new(struct lc_daemon *d);
+void sender_free(struct sender *s);
+/* Claim due deliveries now (a NOTIFY, a resumed campaign). */
+void sender_kick(struct sender *s);
+/* No batch composing or sending, no claim in flight. */
+int sender_idle(const struct sender *s);
+/* This node is registered: release what dead daemons on this host held. */
+void sender_node_ready(struct sender *s);
+/* what: start, pause, resume, cancel, report (and schedule, internal).
+ * cb gets an HTTP status and a JSON document it owns (NULL for 204). */
+int sender_campaign_action(struct sender *s, const char *what,
+    const char *name, sender_action_fn *cb, void *arg);
+/* Compose and send one copy of campaign `name` to `to` now. */
+int sender_send_test(struct sender *s, const char *name, const char *to,
+    sender_action_fn *cb, void *arg);
+/* The lead columns conditions may use, for SQL. */
+extern const struct cond_sqlmap sender_lead_map;
 
 #endif

@@ -3,7 +3,11 @@
  * offline; the others talk to the running daemon's HTTP API with the admin
  * token from the same configuration. Every command takes --json.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +137,59 @@ cmd_status(const char *path)
 	return rc;
 }
 
+/* SIGHUP the daemon named by the pid file, then wait until its status
+ * shows a reload newer than the signal. 0 with r filled, or -1. */
+static int
+reload_by_signal(const struct conf *c, const char *token,
+    struct apiclient_resp *r)
+{
+	FILE *f = fopen(c->pid_file, "r");
+	long pid = 0;
+	time_t t0 = time(NULL);
+
+	if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+		fprintf(stderr, "the daemon refused the admin token, and its pid "
+		    "file %s is not readable: send it SIGHUP yourself\n",
+		    c->pid_file);
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	if (kill((pid_t)pid, SIGHUP) < 0) {
+		fprintf(stderr, "cannot signal leadcastd (pid %ld): %s\n", pid,
+		    strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < 50; i++) {
+		json_t *doc, *lr;
+
+		usleep(100000);
+		if (apiclient_request(c, "GET", "/api/v1/status", token, NULL,
+		    5000, r) < 0 || r->status != 200) {
+			apiclient_resp_free(r);
+			continue;
+		}
+		doc = json_loads(r->body, 0, NULL);
+		lr = json_object_get(doc, "last_reload");
+		if (lr && json_integer_value(json_object_get(lr, "time")) >= t0) {
+			char *s = json_dumps(lr, JSON_COMPACT);
+
+			apiclient_resp_free(r);
+			r->status = json_is_true(json_object_get(lr, "ok")) ? 200 :
+			    422;
+			r->body = s;
+			json_decref(doc);
+			return 0;
+		}
+		json_decref(doc);
+		apiclient_resp_free(r);
+	}
+	fprintf(stderr, "sent SIGHUP to pid %ld, but the daemon did not report "
+	    "a reload with the new token: check its log\n", pid);
+	return -1;
+}
+
 static int
 cmd_reload(const char *path)
 {
@@ -154,6 +211,16 @@ cmd_reload(const char *path)
 		fprintf(stderr, "leadcastd is not answering: %s\n", r.err);
 		conf_free(c);
 		return 1;
+	}
+	if (r.status == 401) {
+		/* The file names a new admin token the daemon does not know
+		 * yet: signal it instead, then ask with the new token. */
+		apiclient_resp_free(&r);
+		rc = reload_by_signal(c, token, &r);
+		if (rc != 0) {
+			conf_free(c);
+			return 1;
+		}
 	}
 	doc = json_loads(r.body ? r.body : "", 0, NULL);
 	if (json_out && doc) {

@@ -25,6 +25,8 @@
 #include "db.h"
 #include "httpd.h"
 #include "log.h"
+#include "maildir.h"
+#include "smtp.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "proc.h"
@@ -88,6 +90,7 @@ on_node_registered(void *arg, const PGresult *res, const char *err)
 	}
 	d->node_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	log_info("registered as node %lld", d->node_id);
+	sender_node_ready(d->sender);
 }
 
 static void
@@ -152,7 +155,8 @@ pg_restart_done(void *arg)
 
 	j->d->pg_restart_pending = 0;
 	if (!j->ok)
-		log_error("restarting the embedded PostgreSQL: %s", j->err);
+		log_warn("restarting the embedded PostgreSQL: %s (trying again)",
+		    j->err);
 	free(j);
 }
 
@@ -160,19 +164,28 @@ static void
 on_db_state(void *arg, enum db_state st)
 {
 	struct lc_daemon *d = arg;
-	struct pg_job *j;
 
 	if (st == DB_READY)
 		node_heartbeat(-1, 0, d);       /* register, or refresh */
-	if (st != DB_DOWN || !d->embedded || d->stopping ||
-	    d->pg_restart_pending || time(NULL) - d->pg_restart_last < 5)
+}
+
+/* Every couple of seconds while the database is away: the private cluster
+ * is ours to keep running, so start it again (pg_ctl, on a worker). */
+static void
+pg_supervise(evutil_socket_t fd, short what, void *arg)
+{
+	struct lc_daemon *d = arg;
+	struct pg_job *j;
+
+	(void)fd;
+	(void)what;
+	if (!d->embedded || d->stopping || d->pg_restart_pending ||
+	    db_state(d->db) == DB_READY)
 		return;
-	/* The private cluster is ours to keep running. */
 	if (!(j = calloc(1, sizeof(*j))))
 		return;
 	j->d = d;
 	d->pg_restart_pending = 1;
-	d->pg_restart_last = time(NULL);
 	if (workq_post(d->workq, pg_restart_work, pg_restart_done, j) < 0) {
 		d->pg_restart_pending = 0;
 		free(j);
@@ -182,8 +195,11 @@ on_db_state(void *arg, enum db_state st)
 static void
 on_wake(void *arg, const char *channel, const char *payload)
 {
-	(void)arg;
+	struct lc_daemon *d = arg;
+
 	log_debug("notification on %s: %s", channel, payload);
+	if (strcmp(payload, "deliveries") == 0)
+		sender_kick(d->sender);
 }
 
 /* ---- reload and stop ------------------------------------------------------ */
@@ -245,8 +261,10 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct lc_daemon *d = arg;
 	struct timespec now;
-	int idle = httpd_in_flight(d->httpd) == 0 && db_pending(d->db) == 0 &&
-	    workq_depth(d->workq) == 0;
+	/* queries cannot drain while the database is away */
+	int idle = httpd_in_flight(d->httpd) == 0 && workq_depth(d->workq) == 0 &&
+	    sender_idle(d->sender) && (db_pending(d->db) == 0 ||
+	    db_state(d->db) != DB_READY);
 
 	(void)fd;
 	(void)what;
@@ -327,6 +345,10 @@ register_gauges(struct lc_daemon *d)
 	    "queued, running or awaiting the loop.", NULL, g_workq, d);
 	metrics_gauge_func("leadcast_http_in_flight", "HTTP requests being "
 	    "handled.", NULL, g_inflight, d);
+	metrics_counter("leadcast_config_reloads_total", "Configuration "
+	    "reloads.", "result=\"ok\"");
+	metrics_counter("leadcast_config_reloads_total", "Configuration "
+	    "reloads.", "result=\"error\"");
 }
 
 /* ---- start-up -------------------------------------------------------------- */
@@ -338,7 +360,7 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 	char err[1024] = "", conninfo[2048];
 	uid_t uid = getuid();
 	gid_t gid = getgid();
-	int applied, total, pidfd, created = 0;
+	int applied, total, pidfd, created = 0, locked = 0;
 	struct timeval hb = { HEARTBEAT_SECONDS, 0 };
 
 	if (!foreground) {
@@ -368,16 +390,25 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 	if (geteuid() == 0 &&
 	    proc_drop_privileges(c->user, uid, gid, err, sizeof(err)) < 0)
 		goto fail;
-	if ((pidfd = proc_lock_pidfile(c->pid_file, err, sizeof(err))) < 0 ||
-	    proc_write_pid(pidfd) < 0)
+	if ((pidfd = proc_lock_pidfile(c->pid_file, err, sizeof(err))) < 0)
 		goto fail;
+	locked = 1;
+	if (proc_write_pid(pidfd) < 0) {
+		snprintf(err, sizeof(err), "cannot write %s", c->pid_file);
+		goto fail;
+	}
 	if (load_admin_token(d, c, err, sizeof(err)) < 0)
 		goto fail;
+	if (c->mail.kind == CONF_MAILDIR &&
+	    maildir_prepare(c->mail.maildir, err, sizeof(err)) < 0)
+		goto fail;
+	smtp_global_init();
 	if (d->embedded) {
 		if (pgembed_setup(&d->pg, c->state_dir, c->pg_bindir, err,
-		    sizeof(err)) < 0 ||
-		    pgembed_start(&d->pg, &created, err, sizeof(err)) < 0)
+		    sizeof(err)) < 0)
 			goto fail;
+		if (pgembed_start(&d->pg, &created, err, sizeof(err)) < 0)
+			goto fail_pg;
 		pgembed_conninfo(&d->pg, conninfo, sizeof(conninfo));
 	} else {
 		snprintf(conninfo, sizeof(conninfo), "%s", c->database);
@@ -404,14 +435,26 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 		goto fail_pg;
 	}
 	workq_set_limit(d->workq, 10000);
+	if (!(d->sender = sender_new(d))) {
+		snprintf(err, sizeof(err), "cannot start the sender");
+		goto fail_pg;
+	}
 	db_set_state_cb(d->db, on_db_state, d);
 	db_listen(d->db, "leadcast_wake", on_wake, d);
 	db_start(d->db);
 	d->ev_heartbeat = event_new(d->base, -1, EV_PERSIST, node_heartbeat, d);
 	event_add(d->ev_heartbeat, &hb);
+	if (d->embedded) {
+		struct timeval two = { 2, 0 };
+
+		d->ev_supervise = event_new(d->base, -1, EV_PERSIST, pg_supervise,
+		    d);
+		event_add(d->ev_supervise, &two);
+	}
 	register_gauges(d);
 	core_routes_register(d);
 	track_routes_register(d);
+	campaign_routes_register(d);
 	apply_conf(d, c);
 	if (httpd_start(d->httpd) < 0) {
 		snprintf(err, sizeof(err), "cannot serve HTTP");
@@ -433,12 +476,12 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 	(void)created;
 	return 0;
 fail_pg:
-	if (d->embedded && created)
-		log_info("stopping the embedded PostgreSQL");
-	if (d->embedded)
+	if (d->embedded && pgembed_running(&d->pg))
 		pgembed_stop(&d->pg);
 fail:
 	log_error("%s", err);
+	if (locked)
+		unlink(c->pid_file);
 	return -1;
 }
 
@@ -486,13 +529,16 @@ main(int argc, char **argv)
 
 	/* drained (or timed out): tear down in reverse order */
 	workq_free(d->workq);
+	sender_free(d->sender);
 	db_free(d->db);
-	if (d->embedded && pgembed_stop(&d->pg) < 0)
+	if (d->embedded && pgembed_running(&d->pg) && pgembed_stop(&d->pg) < 0)
 		log_warn("the embedded PostgreSQL did not stop cleanly: see %s",
 		    d->pg.logfile);
 	for (int i = 0; i < 3; i++)
 		event_free(d->ev_sig[i]);
 	event_free(d->ev_heartbeat);
+	if (d->ev_supervise)
+		event_free(d->ev_supervise);
 	if (d->ev_drain)
 		event_free(d->ev_drain);
 	httpd_free(d->httpd);

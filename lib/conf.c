@@ -3,6 +3,9 @@
  */
 #include "conf.h"
 #include "log.h"
+#include "campaign.h"
+#include "dkim.h"
+#include "mime.h"
 #include "tmpl.h"
 
 #include <errno.h>
@@ -427,6 +430,7 @@ static const struct conf_key main_keys[] = {
 	{ "shutdown_timeout", CONF_DURATION, C(shutdown_timeout_ms), "10s", 0,
 	  3600000, NULL, 0 },
 	{ "templates", CONF_PATH, C(templates_dir), "", 0, 0, NULL, 0 },
+	{ "campaigns", CONF_PATH, C(campaigns_dir), "campaigns", 0, 0, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef C
@@ -445,6 +449,54 @@ static const struct conf_key http_keys[] = {
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef H
+
+static const char *const tls_modes[] = { "required", "opportunistic", "none",
+	NULL };
+
+#define M(f) offsetof(struct conf_mail, f)
+static const struct conf_key mail_keys[] = {
+	{ "transport", CONF_STR, M(transport), "", 0, 0, NULL, 0 },
+	{ "tls", CONF_ENUM, M(tls), "opportunistic", 0, 0, tls_modes, 0 },
+	{ "smtp_user", CONF_STR, M(smtp_user), "", 0, 0, NULL, 0 },
+	{ "smtp_password_file", CONF_PATH, M(smtp_password_file), "", 0, 0,
+	  NULL, 0 },
+	{ "helo", CONF_STR, M(helo), "", 0, 0, NULL, 0 },
+	{ "bounce_domain", CONF_STR, M(bounce_domain), "", 0, 0, NULL, 0 },
+	{ "unsubscribe_mailto", CONF_STR, M(unsubscribe_mailto), "", 0, 0, NULL,
+	  0 },
+	{ "list_id_domain", CONF_STR, M(list_id_domain), "", 0, 0, NULL, 0 },
+	{ "max_message_size", CONF_SIZE, M(max_message_size), "2M", 4096,
+	  64LL * 1024 * 1024, NULL, 0 },
+	{ "timeout", CONF_DURATION, M(timeout_ms), "60s", 1000, 3600000, NULL,
+	  0 },
+	{ "retry_base", CONF_DURATION, M(retry_base_ms), "5m", 1000, 86400000,
+	  NULL, 0 },
+	{ "retry_lifetime", CONF_DURATION, M(retry_lifetime_ms), "2d", 60000,
+	  30LL * 86400000, NULL, 0 },
+	{ "lease", CONF_DURATION, M(lease_ms), "2m", 5000, 3600000, NULL, 0 },
+	{ "connections", CONF_INT, M(connections), "4", 1, 256, NULL, 0 },
+	{ "domain_connections", CONF_INT, M(domain_connections), "2", 1, 64,
+	  NULL, 0 },
+	{ "batch", CONF_INT, M(batch), "50", 1, 1000, NULL, 0 },
+	{ "rate", CONF_INT, M(rate), "0", 0, 1000000, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
+};
+#undef M
+
+struct dkim_entry {
+	char *selector, *key, *algorithm;
+};
+static const char *const dkim_algs[] = { "rsa-sha256", "ed25519-sha256",
+	NULL };
+#define K(f) offsetof(struct dkim_entry, f)
+static const struct conf_key dkim_keys_table[] = {
+	{ "selector", CONF_STR, K(selector), "", 0, 0, NULL, 0 },
+	{ "key", CONF_PATH, K(key), "", 0, 0, NULL, 0 },
+	{ "algorithm", CONF_ENUM, K(algorithm), "rsa-sha256", 0, 0, dkim_algs,
+	  0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
+};
+#undef K
 
 /* A section that may appear at most once; NULL if absent. */
 static struct cfgfile_node *
@@ -537,6 +589,139 @@ check_main(struct conf *c, struct cfgfile_node *root,
 #undef HTTP_POS
 }
 
+/* Read a secret from a file: first line, trailing newline removed. */
+static char *
+read_secret(const char *path, char *err, size_t n)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		snprintf(err, n, "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	return strdup(line);
+}
+
+static void
+check_mail(struct conf *c, struct cfgfile_node *mail,
+    struct cfgfile_errors *errs)
+{
+	struct cfgfile_pos file = { c->path, 0, 0 };
+	const struct cfgfile_pos *at;
+	struct conf_mail *m = &c->mail;
+	char err[512];
+
+	at = at_key(mail, "transport", &file);
+	if (!m->transport[0]) {
+		m->kind = CONF_MAILDIR;
+		if (asprintf(&m->maildir, "%s/outbox", c->state_dir) < 0)
+			m->maildir = NULL;
+	} else if (strncmp(m->transport, "maildir:", 8) == 0 && m->transport[8]) {
+		m->kind = CONF_MAILDIR;
+		m->maildir = resolve_path(c->dir, m->transport + 8);
+	} else if (strncmp(m->transport, "smtp://", 7) == 0) {
+		char host[256];
+		int port;
+		const char *hp = m->transport + 7;
+		char tmp[256];
+
+		snprintf(tmp, sizeof(tmp), "%s", hp);
+		tmp[strcspn(tmp, "/")] = '\0';
+		port = 25;
+		if (tmp[0] == '[' ? strstr(tmp, "]:") != NULL :
+		    strchr(tmp, ':') != NULL) {
+			if (conf_parse_hostport(tmp, host, sizeof(host),
+			    &port) < 0 || port == 0)
+				host[0] = '\0';
+		} else {
+			snprintf(host, sizeof(host), "%s", tmp);
+		}
+		if (!host[0]) {
+			cfgfile_error(errs, at, "transport: '%s' is not "
+			    "smtp://host:port", m->transport);
+			return;
+		}
+		m->kind = CONF_SMTP;
+		m->smtp_host = strdup(host);
+		m->smtp_port = port;
+	} else if (strcmp(m->transport, "mx") == 0) {
+		m->kind = CONF_MX;
+	} else {
+		cfgfile_error(errs, at, "transport: expected maildir:PATH, "
+		    "smtp://host:port or mx, got '%s'", m->transport);
+		return;
+	}
+	if (m->smtp_password_file[0]) {
+		if (!(m->smtp_password = read_secret(m->smtp_password_file, err,
+		    sizeof(err))))
+			cfgfile_error(errs, at_key(mail, "smtp_password_file",
+			    &file), "smtp_password_file: %s", err);
+	}
+	if (m->smtp_user[0] && !m->smtp_password)
+		cfgfile_error(errs, at_key(mail, "smtp_user", &file), "smtp_user "
+		    "needs smtp_password_file");
+	if (m->bounce_domain[0] && strchr(m->bounce_domain, '@'))
+		cfgfile_error(errs, at_key(mail, "bounce_domain", &file),
+		    "bounce_domain: a domain, not an address");
+	if (m->unsubscribe_mailto[0] &&
+	    !mime_addr_valid(m->unsubscribe_mailto, NULL))
+		cfgfile_error(errs, at_key(mail, "unsubscribe_mailto", &file),
+		    "unsubscribe_mailto: '%s' is not an address",
+		    m->unsubscribe_mailto);
+}
+
+/* dkim "example.com" { selector = s1  key = "keys/s1.pem" } */
+static void
+load_dkim(struct conf *c, struct cfgfile_node *root,
+    struct cfgfile_errors *errs)
+{
+	if (!(c->dkim = dkim_keys_new()))
+		return;
+	for (struct cfgfile_node *n = root->child; n; n = n->next) {
+		struct dkim_entry e;
+		struct cfgfile_pos file = { c->path, 0, 0 };
+		char err[512];
+		size_t before = errs->n;
+		int r;
+
+		if (strcmp(n->key, "dkim") != 0)
+			continue;
+		n->used = 1;
+		if (n->kind != CFGFILE_SECTION || !n->title) {
+			cfgfile_error(errs, &n->pos, "write dkim \"example.com\" "
+			    "{ selector = ...  key = ... }");
+			continue;
+		}
+		memset(&e, 0, sizeof(e));
+		conf_bind(dkim_keys_table, n, &e, c->dir, errs);
+		conf_check_unknown(n, errs);
+		if (!e.selector[0])
+			cfgfile_error(errs, &n->pos, "dkim %s: selector is "
+			    "required", n->title);
+		if (!e.key[0])
+			cfgfile_error(errs, &n->pos, "dkim %s: key (a private "
+			    "key file) is required; make one with leadcast "
+			    "dkim-keygen %s SELECTOR", n->title, n->title);
+		if (errs->n == before) {
+			r = dkim_keys_add(c->dkim, n->title, e.selector,
+			    strcmp(e.algorithm, "ed25519-sha256") == 0 ?
+			    DKIM_ALG_ED25519_SHA256 : DKIM_ALG_RSA_SHA256, e.key,
+			    err, sizeof(err));
+			if (r < 0)
+				cfgfile_error(errs, at_key(n, "key", &file),
+				    "dkim %s: %s", n->title, err);
+			else if (r > 0)
+				log_warn("dkim %s: %s", n->title, err);
+		}
+		conf_unbind(dkim_keys_table, &e);
+	}
+}
+
 /* Compile every template now, so that a syntax error stops the load. */
 static void
 load_templates(struct conf *c, struct cfgfile_errors *errs)
@@ -560,7 +745,7 @@ struct conf *
 conf_load(const char *path, struct cfgfile_errors *errs)
 {
 	struct cfgfile_tree tree;
-	struct cfgfile_node *http;
+	struct cfgfile_node *http, *mail;
 	struct conf *c;
 	size_t before = errs->n;
 	char *abs, *slash;
@@ -576,6 +761,7 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 		free(abs);
 		return NULL;
 	}
+	c->refs = 1;
 	c->path = abs;
 	c->dir = strdup(abs);
 	if ((slash = strrchr(c->dir, '/')) != NULL)
@@ -586,6 +772,12 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 	conf_bind(http_keys, http, &c->http, c->dir, errs);
 	if (http)
 		conf_check_unknown(http, errs);
+	mail = single_section(tree.root, "mail", errs);
+	conf_bind(mail_keys, mail, &c->mail, c->dir, errs);
+	if (mail)
+		conf_check_unknown(mail, errs);
+	check_mail(c, mail, errs);
+	load_dkim(c, tree.root, errs);
 	conf_check_unknown(tree.root, errs);
 
 	if (!c->templates_dir[0]) {
@@ -606,8 +798,13 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 			c->admin_token_file = NULL;
 		c->admin_token_generate = 1;
 	}
-	if (errs->n == before)
+	if (errs->n == before) {
 		load_templates(c, errs);
+		if (errs->n == before && (c->campaigns = calloc(1,
+		    sizeof(*c->campaigns))) != NULL)
+			campaign_load_dir(c->campaigns_dir, c->templates,
+			    c->campaigns, errs);
+	}
 	if (!c->pid_file || !c->admin_token_file) {
 		struct cfgfile_pos p = { c->path, 0, 0 };
 
@@ -620,18 +817,43 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 	return c;
 }
 
-void
-conf_free(struct conf *c)
+struct conf *
+conf_ref(struct conf *c)
 {
-	if (!c)
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+void
+conf_unref(struct conf *c)
+{
+	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	conf_unbind(http_keys, &c->http);
+	conf_unbind(mail_keys, &c->mail);
+	free(c->mail.maildir);
+	free(c->mail.smtp_host);
+	if (c->mail.smtp_password)
+		explicit_bzero(c->mail.smtp_password,
+		    strlen(c->mail.smtp_password));
+	free(c->mail.smtp_password);
+	dkim_keys_free(c->dkim);
+	if (c->campaigns) {
+		campaign_set_free(c->campaigns);
+		free(c->campaigns);
+	}
 	conf_unbind(main_keys, c);
 	if (c->templates)
 		tmpl_set_free(c->templates);
 	free(c->path);
 	free(c->dir);
 	free(c);
+}
+
+void
+conf_free(struct conf *c)
+{
+	conf_unref(c);
 }
 
 const char *

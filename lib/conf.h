@@ -18,6 +18,8 @@
 #include "cfgfile.h"
 
 struct tmpl_set;
+struct dkim_keys;
+struct campaign_set;
 
 struct conf_strlist {
 	char **v;
@@ -30,6 +32,34 @@ struct conf_http {
 	size_t max_body_size;
 	size_t max_header_size;
 	long timeout_ms;
+};
+
+enum conf_transport { CONF_MAILDIR, CONF_SMTP, CONF_MX };
+
+struct conf_mail {
+	char *transport;                /* as written */
+	char *tls;                      /* required | opportunistic | none */
+	char *smtp_user;
+	char *smtp_password_file;
+	char *helo;
+	char *bounce_domain;            /* VERP domain; "" = the From domain */
+	char *unsubscribe_mailto;       /* "" = unsubscribe@<bounce domain> */
+	char *list_id_domain;           /* "" = the From domain */
+	size_t max_message_size;
+	long timeout_ms;
+	long retry_base_ms;
+	long retry_lifetime_ms;
+	long lease_ms;
+	long connections;
+	long domain_connections;
+	long batch;
+	long rate;
+	/* derived */
+	enum conf_transport kind;
+	char *maildir;                  /* CONF_MAILDIR: absolute path */
+	char *smtp_host;                /* CONF_SMTP */
+	int smtp_port;
+	char *smtp_password;            /* read from smtp_password_file */
 };
 
 struct conf {
@@ -49,14 +79,25 @@ struct conf {
 	long shutdown_timeout_ms;
 	char *templates_dir;
 	struct conf_http http;
+	char *campaigns_dir;
+	struct conf_mail mail;
 	struct tmpl_set *templates;     /* every template, compiled */
+	struct dkim_keys *dkim;         /* signing keys, parsed once */
+	struct campaign_set *campaigns; /* conf/campaigns/NAME.conf */
+	int refs;                       /* conf_ref/conf_unref (atomic) */
 };
+
+/* Workers keep the configuration they started with alive across a
+ * reload: take a reference before handing it to a thread. */
+struct conf *conf_ref(struct conf *c);
+void conf_unref(struct conf *c);
 
 /*
  * Load and check path. Returns a new conf (free with conf_free) or NULL,
  * with every problem appended to errs.
  */
 struct conf *conf_load(const char *path, struct cfgfile_errors *errs);
+/* Same as conf_unref. */
 void conf_free(struct conf *c);
 
 /* The default configuration file: $sysconfdir/leadcast/leadcast.conf if it

@@ -3,6 +3,7 @@
  * and a LISTEN connection, both reconnecting with backoff. See db.h.
  */
 #include "db.h"
+#include "buf.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -226,6 +227,18 @@ conn_watch(struct conn *c, short what)
 	return 0;
 }
 
+/* Server notices and warnings go to our log, one line each. */
+static void
+on_notice(void *arg, const char *msg)
+{
+	struct conn *c = arg;
+	char line[512];
+
+	snprintf(line, sizeof(line), "%s", msg);
+	line[strcspn(line, "\n")] = '\0';
+	log_info("db: %s connection: %s", c->what, line);
+}
+
 static void
 conn_connect(struct conn *c)
 {
@@ -242,6 +255,7 @@ conn_connect(struct conn *c)
 		return;
 	}
 	PQsetnonblocking(c->pg, 1);
+	PQsetNoticeProcessor(c->pg, on_notice, c);
 	set_state(c, DB_CONNECTING);
 	evtimer_add(c->ev_timer, &tv);
 	if (conn_watch(c, EV_WRITE) < 0)
@@ -593,4 +607,30 @@ const char *
 db_last_error(const struct db *db)
 {
 	return db->last_error;
+}
+
+void
+db_array_add(struct buf *b, const char *v)
+{
+	buf_putc(b, b->len ? ',' : '{');
+	if (!v) {
+		buf_puts(b, "NULL");
+		return;
+	}
+	buf_putc(b, '"');
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			buf_putc(b, '\\');
+		buf_putc(b, *v);
+	}
+	buf_putc(b, '"');
+}
+
+const char *
+db_array_end(struct buf *b)
+{
+	if (!b->len)
+		buf_putc(b, '{');
+	buf_putc(b, '}');
+	return buf_str(b);
 }

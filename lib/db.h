@@ -60,4 +60,14 @@ const char *db_last_error(const struct db *db);
 
 #define DB_MAX_QUEUE 100000
 
+/*
+ * Array parameters: build a PostgreSQL array literal ("{a,b,NULL}") to
+ * pass as one parameter and unnest on the server, so a batch of rows is
+ * one statement. Values are quoted and escaped; NULL adds SQL NULL.
+ */
+struct buf;
+void db_array_add(struct buf *b, const char *v);
+/* The literal so far, closed with "}" ("{}" when empty); b keeps it. */
+const char *db_array_end(struct buf *b);
+
 #endif

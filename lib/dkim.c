@@ -48,13 +48,13 @@
 #error "lib/dkim.h and libopendkim's <opendkim/dkim.h> are both needed"
 #endif
 
-#define DKIM_KEYFILE_MAX	(64 * 1024)	/* bytes of a PEM key file */
-#define DKIM_SIG_MAX		1024		/* signature bytes: RSA-8192 */
-#define DKIM_RSA_MIN_BITS	1024		/* RFC 8301: verifiers refuse less */
-#define DKIM_RSA_GOOD_BITS	2048		/* RFC 8301: signers SHOULD use */
-#define DKIM_MAXFIELDS		32		/* signed field instances/message */
-#define DKIM_LINE		78		/* header line width, tab = 8 */
-#define DKIM_TAB		8
+#define DKIM_KEYFILE_MAX (64 * 1024)	/* bytes of a PEM key file */
+#define DKIM_SIG_MAX	1024		/* signature bytes: RSA-8192 */
+#define DKIM_RSA_MIN	1024		/* RFC 8301: less is refused */
+#define DKIM_RSA_GOOD	2048		/* RFC 8301: recommended */
+#define DKIM_MAXFIELDS	32		/* signed fields in a message */
+#define DKIM_LINE	78		/* header line width, tab = 8 */
+#define DKIM_TAB	8
 
 /* The header fields we sign, in h= order, lowercase as written there. */
 static const char *const dkim_signed[] = {
@@ -67,18 +67,18 @@ struct dkim_key {
 	char *domain;		/* lowercase */
 	char *selector;
 	enum dkim_alg alg;
-	EVP_PKEY *pkey;		/* parsed once, read-only afterwards */
+	EVP_PKEY *pkey;		/* parsed once, then only read */
 };
 
 struct dkim_keys {
 	struct dkim_key *v;
 	size_t n, cap;
-	EVP_MD *sha256;		/* fetched once: no implicit fetch per use */
+	EVP_MD *sha256;		/* fetched once, not per use */
 };
 
 /* A signed header field found in the message. */
 struct dkim_field {
-	const char *p;		/* "Name: value" up to, not including, CRLF */
+	const char *p;		/* "Name: value", without the CRLF */
 	size_t len;
 	size_t name;		/* index into dkim_signed */
 };
@@ -177,8 +177,8 @@ dkim_check_names(const char *domain, const char *selector, char *err,
 		return -1;
 	}
 	if (!dkim_valid_name(selector)) {
-		dkim_err(err, n, "invalid DKIM selector \"%s\" for %s (letters, "
-		    "digits, hyphens and dots)", selector, domain);
+		dkim_err(err, n, "invalid DKIM selector \"%s\" for %s "
+		    "(letters, digits, hyphens and dots)", selector, domain);
 		return -1;
 	}
 	if (strlen(selector) + strlen("._domainkey.") + strlen(domain) > 253) {
@@ -257,7 +257,8 @@ dkim_parse(const char *msg, size_t len, struct dkim_msg *m, char *err,
 		for (end = pos; end < len; end++) {
 			char c = msg[end];
 
-			if (c == '\r' && end + 1 < len && msg[end + 1] == '\n') {
+			if (c == '\r' && end + 1 < len &&
+			    msg[end + 1] == '\n') {
 				if (end + 2 < len && (msg[end + 2] == ' ' ||
 				    msg[end + 2] == '\t')) {
 					end += 2;
@@ -275,16 +276,16 @@ dkim_parse(const char *msg, size_t len, struct dkim_msg *m, char *err,
 			if (c == ':' && colon == 0)
 				colon = end;
 		}
-		for (nl = colon; nl > start && (msg[nl - 1] == ' ' ||
-		    msg[nl - 1] == '\t'); nl--)
-			;
-		for (size_t i = start; i < nl && colon; i++)
-			if ((unsigned char)msg[i] < 33 ||
-			    (unsigned char)msg[i] > 126)
-				colon = 0;
-		if (colon == 0 || nl == start) {
+		/* RFC 5322 field names: printable ASCII right up to the
+		 * colon. Its obsolete syntax (WSP before the colon) is
+		 * refused: libopendkim, thus OpenDKIM verifiers, fail it. */
+		for (nl = start; nl < colon; nl++)
+			if ((unsigned char)msg[nl] < 33 ||
+			    (unsigned char)msg[nl] > 126)
+				break;
+		if (colon == 0 || nl != colon || nl == start) {
 			dkim_err(err, n, "message: malformed header field at "
-			    "byte %zu (no \"Name:\")", start);
+			    "byte %zu (not \"Name: value\")", start);
 			return -1;
 		}
 		for (size_t i = 0; i < DKIM_NSIGNED; i++) {
@@ -321,18 +322,15 @@ dkim_parse(const char *msg, size_t len, struct dkim_msg *m, char *err,
 
 /* Relaxed header canonicalization (RFC 6376 3.4.2) of one field, "Name:
  * value" with its folds, without the final CRLF: name lowercased, folds
- * unfolded, WSP runs made one SP, WSP around the colon and at the end
- * removed. */
+ * unfolded, WSP runs made one SP, WSP after the colon and at the end
+ * removed (dkim_parse() refused WSP before the colon). */
 static void
 dkim_canon_header(struct buf *b, const char *f, size_t len)
 {
 	const char *colon = memchr(f, ':', len), *end = f + len;
-	size_t nl = (size_t)(colon - f);
 	int ws = 0, started = 0;
 
-	while (nl > 0 && (f[nl - 1] == ' ' || f[nl - 1] == '\t'))
-		nl--;
-	for (size_t i = 0; i < nl; i++)
+	for (size_t i = 0; i < (size_t)(colon - f); i++)
 		buf_putc(b, (char)dkim_lower((unsigned char)f[i]));
 	buf_putc(b, ':');
 	for (const char *p = colon + 1; p < end; p++) {
@@ -511,7 +509,7 @@ dkim_sign_with(const EVP_MD *sha256, const struct dkim_key *const *keys,
     size_t nkeys, const char *msg, size_t len, time_t now, struct buf *out,
     char *err, size_t n)
 {
-	struct dkim_msg *m;
+	struct dkim_msg msgi, *m = &msgi;
 	struct buf hdrs = BUF_INIT, field = BUF_INIT, canon = BUF_INIT;
 	unsigned char bh[32], dig[32], sig[DKIM_SIG_MAX];
 	char bh64[45], tok[300];
@@ -519,10 +517,6 @@ dkim_sign_with(const EVP_MD *sha256, const struct dkim_key *const *keys,
 	int outov = out->overflow, rc = -1;
 	EVP_MD_CTX *mc = NULL;
 
-	if ((m = malloc(sizeof(*m))) == NULL) {
-		dkim_err(err, n, "out of memory");
-		return -1;
-	}
 	if (dkim_parse(msg, len, m, err, n) < 0 ||
 	    dkim_body_hash(sha256, msg, len, m->bodyoff, bh, err, n) < 0)
 		goto out;
@@ -546,6 +540,7 @@ dkim_sign_with(const EVP_MD *sha256, const struct dkim_key *const *keys,
 		struct dkim_hdr h = { &field, 0 };
 		size_t siglen = sizeof(sig), hashed, last = 0;
 		char sig64[4 * ((DKIM_SIG_MAX + 2) / 3) + 1];
+		int first = 1;
 
 		buf_reset(&field);
 		buf_reset(&canon);
@@ -564,7 +559,7 @@ dkim_sign_with(const EVP_MD *sha256, const struct dkim_key *const *keys,
 		for (size_t i = 0; i < DKIM_NSIGNED; i++)
 			if (m->count[i])
 				last = i;
-		for (size_t i = 0, first = 1; i < DKIM_NSIGNED; i++) {
+		for (size_t i = 0; i < DKIM_NSIGNED; i++) {
 			for (size_t j = 0; m->count[i] && j <= m->count[i];
 			    j++) {
 				snprintf(tok, sizeof(tok), "%s%s%c",
@@ -576,6 +571,7 @@ dkim_sign_with(const EVP_MD *sha256, const struct dkim_key *const *keys,
 		}
 		snprintf(tok, sizeof(tok), "bh=%s;", bh64);
 		dkim_hdr_tok(&h, tok, 1, 0);
+		/* Some of the signature on the b= line, not b= alone. */
 		dkim_hdr_tok(&h, "b=", 1, 16);
 		hashed = field.len;
 
@@ -622,7 +618,8 @@ ssl:
 	dkim_err(err, n, "SHA-256: %s", dkim_ssl_reason());
 	goto out;
 nomem:
-	dkim_err(err, n, "out of memory while signing");
+	dkim_err(err, n, "signing: out of memory%s", out->overflow ?
+	    " or past the size limit of the output buffer" : "");
 out:
 	if (rc < 0 && out->data != NULL) {
 		out->len = outlen;
@@ -633,7 +630,6 @@ out:
 	buf_free(&hdrs);
 	buf_free(&field);
 	buf_free(&canon);
-	free(m);
 	return rc;
 }
 
@@ -653,11 +649,9 @@ dkim_keys_sign(const struct dkim_keys *k, const char *domain,
 	}
 	if (use[0] == NULL && use[1] == NULL)
 		return 1;
-	if (use[0] == NULL)
-		use[0] = use[1], use[1] = NULL;
-	nuse = use[1] ? 2 : 1;
-	return dkim_sign_with(k->sha256, use, nuse, msg, len, time(NULL), out,
-	    err, n);
+	nuse = use[0] && use[1] ? 2 : 1;
+	return dkim_sign_with(k->sha256, use[0] ? use : use + 1, nuse, msg,
+	    len, time(NULL), out, err, n);
 }
 
 /* ---- keys -------------------------------------------------------------- */
@@ -749,7 +743,8 @@ dkim_load(const char *path, enum dkim_alg alg, int *warned, char *err,
 	ssize_t r;
 	int fd, bits;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
 		dkim_err(err, n, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
@@ -822,18 +817,18 @@ dkim_load(const char *path, enum dkim_alg alg, int *warned, char *err,
 		goto bad;
 	}
 	bits = EVP_PKEY_get_bits(pkey);
-	if (alg == DKIM_ALG_RSA_SHA256 && bits < DKIM_RSA_MIN_BITS) {
+	if (alg == DKIM_ALG_RSA_SHA256 && bits < DKIM_RSA_MIN) {
 		dkim_err(err, n, "%s: RSA key has %d bits; verifiers reject "
 		    "keys under %d (RFC 8301): use 2048", path, bits,
-		    DKIM_RSA_MIN_BITS);
+		    DKIM_RSA_MIN);
 		goto bad;
 	}
 	if (st.st_mode & S_IRGRP)
 		dkim_warn(err, n, warned, "%s: private key is readable by its "
 		    "group (mode %04o)", path, (unsigned)(st.st_mode & 07777));
-	if (alg == DKIM_ALG_RSA_SHA256 && bits < DKIM_RSA_GOOD_BITS)
+	if (alg == DKIM_ALG_RSA_SHA256 && bits < DKIM_RSA_GOOD)
 		dkim_warn(err, n, warned, "%s: RSA key has %d bits; %d are "
-		    "recommended (RFC 8301)", path, bits, DKIM_RSA_GOOD_BITS);
+		    "recommended (RFC 8301)", path, bits, DKIM_RSA_GOOD);
 	goto out;
 bad:
 	EVP_PKEY_free(pkey);

@@ -84,11 +84,16 @@ size_t dkim_keys_count(const struct dkim_keys *k);
  * h= once more than it occurs ("oversigned"), so a copy with another such
  * field added (a second From: shown by the mail reader, a different
  * List-Unsubscribe) fails verification. c=relaxed/relaxed, t= now, no l=
- * and no x=.
+ * and no x=; lines folded at 78 columns. A body not ending in CRLF is
+ * signed as SMTP delivers it, with the CRLF that ends the DATA (RFC 5321
+ * 4.1.1.4): the sender must add that CRLF (OpenDKIM verifiers refuse a
+ * message without it).
  *
  * Returns 0 (signed), 1 (no key for domain: nothing appended), or -1 with
- * err (no From: field, a bare CR or LF, a malformed header field, out of
- * memory, a failing OpenSSL call); out is then as it was. Thread-safe.
+ * err (no From: field or two, a bare CR or LF, a NUL in the header, a
+ * malformed header field, white space before a field's colon (obsolete
+ * syntax OpenDKIM cannot verify), out of memory or out's size limit, a
+ * failing OpenSSL call); out is then as it was. Thread-safe.
  */
 int dkim_keys_sign(const struct dkim_keys *k, const char *domain,
     const char *msg, size_t len, struct buf *out, char *err, size_t n);

@@ -1,0 +1,1338 @@
+/*
+ * sender - the delivery engine: turns campaigns into delivery rows, claims
+ * due rows in batches (FOR UPDATE SKIP LOCKED, with a lease), composes and
+ * sends each batch on the worker pool, and records every recipient's
+ * outcome in one statement per batch.
+ *
+ * Everything here runs on the loop thread except batch_work(), which runs
+ * on a worker with its own reference to the configuration. A crashed
+ * daemon's leases lapse and its rows are claimed again; at start, rows of
+ * dead daemons on this host are released at once. So no recipient is
+ * skipped, and duplicates are bounded by the batches in flight at a crash.
+ * Pause and cancel stop new claims at once; a batch in flight is small and
+ * finishes. It does not parse bounces coming back (the mailbox reader does).
+ */
+#include "config.h"
+#include "daemon.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "campaign.h"
+#include "compose.h"
+#include "cond.h"
+#include "db.h"
+#include "dns.h"
+#include "log.h"
+#include "maildir.h"
+#include "mime.h"
+#include "metrics.h"
+#include "smtp.h"
+#include "workq.h"
+
+#define TICK_MS          250
+#define STATS_EVERY_S    5
+#define MAX_DELAY_S      (6 * 3600)
+
+/* ---- the link cache: (campaign, url, tag) -> link id, shared with workers */
+
+struct link {
+	uint64_t campaign_id, id;
+	char *key;                      /* url "\\n" tag */
+	struct link *next;
+};
+
+#define LINK_BUCKETS 4096
+
+struct sender {
+	struct lc_daemon *d;
+	struct event *tick;
+	int active;                     /* batches in flight */
+	int claiming;                   /* a claim query in flight */
+	int kicked;
+	time_t last_stats, last_sweep;
+	double tokens;                  /* global rate limiter */
+	struct timespec last_refill;
+	pthread_mutex_t links_lock;
+	struct link *links[LINK_BUCKETS];
+	struct metric *m_sent, *m_deferred, *m_failed, *m_suppressed;
+	long long queued, deferred_now, sending;
+	long long sent_prev;
+	double rate;                    /* messages/s over the last stats period */
+	char **sched_done;              /* scheduled campaigns handled this run */
+	size_t nsched_done;
+};
+
+static unsigned
+link_hash(uint64_t campaign, const char *key)
+{
+	unsigned h = (unsigned)campaign * 2654435761u;
+
+	for (; *key; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h % LINK_BUCKETS;
+}
+
+static uint64_t
+link_lookup(struct sender *s, uint64_t campaign, const char *url,
+    const char *tag)
+{
+	char key[8300];
+	uint64_t id = 0;
+
+	snprintf(key, sizeof(key), "%s\n%s", url, tag);
+	pthread_mutex_lock(&s->links_lock);
+	for (struct link *l = s->links[link_hash(campaign, key)]; l; l = l->next)
+		if (l->campaign_id == campaign && strcmp(l->key, key) == 0) {
+			id = l->id;
+			break;
+		}
+	pthread_mutex_unlock(&s->links_lock);
+	return id;
+}
+
+static void
+link_store(struct sender *s, uint64_t campaign, const char *url,
+    const char *tag, uint64_t id)
+{
+	char key[8300];
+	struct link *l;
+	unsigned h;
+
+	if (link_lookup(s, campaign, url, tag))
+		return;
+	snprintf(key, sizeof(key), "%s\n%s", url, tag);
+	if (!(l = calloc(1, sizeof(*l))) || !(l->key = strdup(key))) {
+		free(l);
+		return;
+	}
+	l->campaign_id = campaign;
+	l->id = id;
+	h = link_hash(campaign, key);
+	pthread_mutex_lock(&s->links_lock);
+	l->next = s->links[h];
+	s->links[h] = l;
+	pthread_mutex_unlock(&s->links_lock);
+}
+
+/* ---- a batch --------------------------------------------------------------- */
+
+struct item {
+	uint64_t id, campaign_id;
+	char *campaign, *email;
+	json_t *lead;
+	int attempts, blocked;
+	long long age_s;                /* since the row was created */
+	/* outcome */
+	const char *status;             /* sent deferred failed suppressed queued */
+	char message_id[256];
+	int code, hard;
+	char smtp_status[16];
+	char text[300];
+	struct compose_out out;
+};
+
+struct batch {
+	struct sender *s;
+	struct conf *conf;              /* a reference, for the worker */
+	struct item *items;
+	size_t n;
+	struct compose_links missing;   /* per batch: links to add */
+	uint64_t missing_campaign;
+	sender_action_fn *done_cb;      /* a one-off send (test): report here */
+	void *done_arg;
+};
+
+static void
+batch_free(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->items[i].campaign);
+		free(b->items[i].email);
+		json_decref(b->items[i].lead);
+		compose_out_free(&b->items[i].out);
+	}
+	free(b->items);
+	compose_links_free(&b->missing);
+	conf_unref(b->conf);
+	free(b);
+}
+
+struct spec_arg {
+	struct sender *s;
+	uint64_t campaign_id;
+};
+
+static uint64_t
+spec_link_id(void *arg, const char *url, const char *tag)
+{
+	struct spec_arg *a = arg;
+
+	return link_lookup(a->s, a->campaign_id, url, tag);
+}
+
+/* Fill a compose spec for a campaign definition. */
+static void
+spec_for(struct compose_spec *sp, struct spec_arg *sa, const struct conf *c,
+    const struct campaign_def *def, uint64_t campaign_id,
+    const struct token_key *key)
+{
+	memset(sp, 0, sizeof(*sp));
+	sp->name = def->name;
+	sp->campaign_id = campaign_id;
+	sp->from = def->from;
+	sp->reply_to = def->reply_to;
+	sp->subject = def->subject;
+	sp->preheader = def->preheader;
+	sp->html = def->html;
+	sp->text = def->text;
+	sp->partials = c->templates;
+	sp->bulk = 1;
+	sp->track = 1;
+	sp->public_url = c->http.public_url;
+	sp->bounce_domain = c->mail.bounce_domain;
+	sp->unsubscribe_mailto = c->mail.unsubscribe_mailto;
+	sp->list_id_domain = c->mail.list_id_domain;
+	sp->max_size = c->mail.max_message_size;
+	sp->key = key;
+	sp->dkim = c->dkim;
+	sp->link_id = spec_link_id;
+	sp->link_arg = sa;
+}
+
+/* Hard bounce: the address itself is bad (RFC 3463 X.1.x, and X.1.10). */
+static int
+is_hard(int code, const char *st)
+{
+	if (code < 500)
+		return 0;
+	if (*st)
+		return strncmp(st, "5.1.", 4) == 0 && strcmp(st, "5.1.8") != 0 &&
+		    strcmp(st, "5.1.7") != 0;
+	return code == 550 || code == 551 || code == 553;
+}
+
+static void
+set_result(struct item *it, const struct smtp_msg *m)
+{
+	it->code = m->code;
+	snprintf(it->smtp_status, sizeof(it->smtp_status), "%s", m->status);
+	snprintf(it->text, sizeof(it->text), "%s", m->text);
+	it->status = m->outcome == SMTP_SENT ? "sent" :
+	    m->outcome == SMTP_FAILED ? "failed" : "deferred";
+	it->hard = m->outcome == SMTP_FAILED && is_hard(m->code, m->status);
+}
+
+/* Deliver composed items by the configured transport (worker thread). */
+static void
+transport_send(struct batch *b, struct item **todo, size_t n)
+{
+	const struct conf_mail *mc = &b->conf->mail;
+	struct smtp_msg *msgs;
+	char err[300];
+
+	if (n == 0)
+		return;
+	if (mc->kind == CONF_MAILDIR) {
+		for (size_t i = 0; i < n; i++) {
+			struct item *it = todo[i];
+
+			if (maildir_deliver(mc->maildir, it->out.msg.data,
+			    it->out.msg.len, NULL, 0, err, sizeof(err)) == 0) {
+				it->status = "sent";
+				it->code = 250;
+				snprintf(it->text, sizeof(it->text), "delivered to "
+				    "maildir");
+			} else {
+				it->status = "deferred";
+				snprintf(it->text, sizeof(it->text), "%s", err);
+			}
+		}
+		return;
+	}
+	if (!(msgs = calloc(n, sizeof(*msgs)))) {
+		for (size_t i = 0; i < n; i++) {
+			todo[i]->status = "deferred";
+			snprintf(todo[i]->text, sizeof(todo[i]->text), "out of memory");
+		}
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		msgs[i].mail_from = todo[i]->out.mail_from;
+		msgs[i].rcpt = todo[i]->email;
+		msgs[i].data = todo[i]->out.msg.data;
+		msgs[i].len = todo[i]->out.msg.len;
+	}
+	if (mc->kind == CONF_SMTP) {
+		struct smtp_relay r = {
+			mc->smtp_host, mc->smtp_port,
+			!strcmp(mc->tls, "required") ? SMTP_TLS_REQUIRED :
+			!strcmp(mc->tls, "none") ? SMTP_TLS_NONE :
+			SMTP_TLS_OPPORTUNISTIC,
+			NULL, *mc->smtp_user ? mc->smtp_user : NULL,
+			mc->smtp_password, *mc->helo ? mc->helo : NULL,
+			mc->timeout_ms
+		};
+
+		smtp_send(&r, msgs, n);
+		for (size_t i = 0; i < n; i++)
+			set_result(todo[i], &msgs[i]);
+	} else {
+		/* mx: one recipient domain at a time, its hosts in order */
+		for (size_t i = 0; i < n; i++) {
+			struct dns_mx mx[16];
+			const char *dom = strrchr(todo[i]->email, '@') + 1;
+			int nmx = dns_mx(dom, mx, 16, err, sizeof(err));
+
+			if (nmx <= 0) {
+				msgs[i].outcome = nmx == 0 ? SMTP_FAILED :
+				    SMTP_DEFERRED;
+				msgs[i].code = nmx == 0 ? 550 : 0;
+				snprintf(msgs[i].status, sizeof(msgs[i].status),
+				    "%s", nmx == 0 ? "5.1.2" : "4.4.3");
+				snprintf(msgs[i].text, sizeof(msgs[i].text), "%.250s",
+				    err);
+			}
+			for (int h = 0; h < nmx; h++) {
+				struct smtp_relay r = { mx[h].host, 25,
+				    !strcmp(mc->tls, "none") ? SMTP_TLS_NONE :
+				    SMTP_TLS_OPPORTUNISTIC, NULL, NULL, NULL,
+				    *mc->helo ? mc->helo : NULL, mc->timeout_ms };
+
+				smtp_send(&r, &msgs[i], 1);
+				if (msgs[i].outcome != SMTP_DEFERRED)
+					break;
+			}
+			set_result(todo[i], &msgs[i]);
+		}
+	}
+	free(msgs);
+}
+
+/* Worker thread: compose every item, then send what composed. */
+static void
+batch_work(void *arg)
+{
+	struct batch *b = arg;
+	struct item **todo = calloc(b->n ? b->n : 1, sizeof(*todo));
+	size_t ntodo = 0;
+	const struct campaign_def *def = NULL;
+	uint64_t def_id = 0;
+	struct compose_spec sp;
+	struct spec_arg sa = { b->s, 0 };
+
+	if (!todo) {
+		for (size_t i = 0; i < b->n; i++)
+			b->items[i].status = "queued";
+		return;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+
+		if (it->blocked) {
+			it->status = "suppressed";
+			snprintf(it->text, sizeof(it->text), "unsubscribed or "
+			    "suppressed");
+			continue;
+		}
+		if (it->campaign_id != def_id) {
+			def_id = it->campaign_id;
+			def = campaign_find(b->conf->campaigns, it->campaign);
+			sa.campaign_id = def_id;
+			if (def)
+				spec_for(&sp, &sa, b->conf, def, def_id,
+				    &b->s->d->url_key);
+		}
+		if (!def) {
+			it->status = "deferred";
+			snprintf(it->text, sizeof(it->text), "campaign %s is not "
+			    "in the configuration", it->campaign);
+			continue;
+		}
+		switch (compose_message(&sp, it->id, it->email, it->lead,
+		    &it->out)) {
+		case COMPOSE_OK:
+			snprintf(it->message_id, sizeof(it->message_id), "%s",
+			    it->out.message_id);
+			todo[ntodo++] = it;
+			break;
+		case COMPOSE_NEED_LINKS:
+			it->status = "queued";  /* again, once links exist */
+			if (b->missing.n == 0 || b->missing_campaign == def_id) {
+				b->missing_campaign = def_id;
+				for (size_t k = 0; k < it->out.missing.n; k++) {
+					/* add_missing semantics: dedupe */
+					int dup = 0;
+
+					for (size_t j = 0; j < b->missing.n; j++)
+						dup |= !strcmp(b->missing.url[j],
+						    it->out.missing.url[k]) &&
+						    !strcmp(b->missing.tag[j],
+						    it->out.missing.tag[k]);
+					if (dup)
+						continue;
+					b->missing.url = realloc(b->missing.url,
+					    (b->missing.n + 1) * sizeof(char *));
+					b->missing.tag = realloc(b->missing.tag,
+					    (b->missing.n + 1) * sizeof(char *));
+					if (!b->missing.url || !b->missing.tag)
+						abort();
+					b->missing.url[b->missing.n] =
+					    strdup(it->out.missing.url[k]);
+					b->missing.tag[b->missing.n++] =
+					    strdup(it->out.missing.tag[k]);
+				}
+			}
+			break;
+		case COMPOSE_FAILED:
+			it->status = "failed";
+			snprintf(it->text, sizeof(it->text), "%s", it->out.err);
+			break;
+		}
+	}
+	transport_send(b, todo, ntodo);
+	free(todo);
+	/* the composed text is not needed on the loop */
+	for (size_t i = 0; i < b->n; i++)
+		buf_free(&b->items[i].out.msg);
+}
+
+static void sender_claim(struct sender *s);
+
+static void
+on_recorded(void *arg, const PGresult *res, const char *err)
+{
+	struct sender *s = arg;
+
+	(void)res;
+	if (err)
+		log_error("recording deliveries: %s (their leases will lapse "
+		    "and they will be retried)", err);
+	(void)s;
+}
+
+static void
+on_links_added(void *arg, const PGresult *res, const char *err)
+{
+	struct batch *b = arg;
+
+	if (err) {
+		log_error("adding campaign links: %s", err);
+	} else {
+		for (int i = 0; i < PQntuples(res); i++)
+			link_store(b->s, b->missing_campaign,
+			    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+			    strtoull(PQgetvalue(res, i, 0), NULL, 10));
+	}
+	batch_free(b);
+}
+
+/* Loop thread: record the batch's outcomes, add missing links. */
+static void
+batch_done(void *arg)
+{
+	struct batch *b = arg;
+	struct sender *s = b->s;
+	struct conf_mail *mc = &b->conf->mail;
+	struct buf a[8];
+	char node[32];
+	const char *p[9];
+
+	s->active--;
+	for (int k = 0; k < 8; k++)
+		buf_init(&a[k], 0);
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+		char num[32];
+		long long delay = 0;
+
+		if (!it->status)
+			it->status = "queued";
+		if (strcmp(it->status, "deferred") == 0) {
+			delay = (mc->retry_base_ms / 1000) << (it->attempts > 12 ?
+			    12 : it->attempts - 1 < 0 ? 0 : it->attempts - 1);
+			if (delay > MAX_DELAY_S)
+				delay = MAX_DELAY_S;
+			if ((it->age_s + delay) * 1000 > mc->retry_lifetime_ms) {
+				it->status = "failed";
+				snprintf(it->text + strlen(it->text),
+				    sizeof(it->text) - strlen(it->text),
+				    " (gave up after %d attempts)", it->attempts);
+			}
+		}
+		if (!strcmp(it->status, "sent"))
+			metric_add(s->m_sent, 1);
+		else if (!strcmp(it->status, "deferred"))
+			metric_add(s->m_deferred, 1);
+		else if (!strcmp(it->status, "failed"))
+			metric_add(s->m_failed, 1);
+		else if (!strcmp(it->status, "suppressed"))
+			metric_add(s->m_suppressed, 1);
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)it->id);
+		db_array_add(&a[0], num);
+		db_array_add(&a[1], it->status);
+		db_array_add(&a[2], it->message_id[0] ? it->message_id : NULL);
+		snprintf(num, sizeof(num), "%d", it->code);
+		db_array_add(&a[3], it->code ? num : NULL);
+		db_array_add(&a[4], it->smtp_status[0] ? it->smtp_status : NULL);
+		db_array_add(&a[5], it->text[0] ? it->text : NULL);
+		snprintf(num, sizeof(num), "%lld", delay);
+		db_array_add(&a[6], num);
+		db_array_add(&a[7], it->hard ? "t" : "f");
+	}
+	for (int k = 0; k < 8; k++)
+		p[k] = db_array_end(&a[k]);
+	snprintf(node, sizeof(node), "%lld", s->d->node_id);
+	p[8] = node;
+	db_query(s->d->db,
+	    "WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[], "
+	    "$3::text[], $4::int[], $5::text[], $6::text[], $7::int[], "
+	    "$8::bool[]) AS r(id, status, message_id, code, smtp_status, "
+	    "smtp_message, delay_s, hard)), "
+	    "u AS (UPDATE deliveries d SET status = r.status, "
+	    "message_id = coalesce(r.message_id, d.message_id), "
+	    "smtp_code = r.code, smtp_status = r.smtp_status, "
+	    "smtp_message = r.smtp_message, sent_at = CASE WHEN r.status = "
+	    "'sent' THEN now() ELSE d.sent_at END, next_attempt_at = now() + "
+	    "r.delay_s * interval '1 second', lease_until = NULL, "
+	    "attempts = CASE WHEN r.status = 'queued' THEN d.attempts - 1 "
+	    "ELSE d.attempts END, updated_at = now() FROM r WHERE d.id = r.id "
+	    "AND d.status = 'sending' AND d.node_id = $9 "
+	    "RETURNING d.id, d.lead_id, d.campaign_id, d.email, r.hard, "
+	    "d.status, d.smtp_code, d.smtp_status, d.smtp_message), "
+	    "e AS (INSERT INTO events (type, lead_id, delivery_id, campaign_id, "
+	    "data) SELECT 'bounce', lead_id, id, campaign_id, "
+	    "jsonb_build_object('code', smtp_code, 'status', smtp_status, "
+	    "'message', smtp_message, 'hard', hard, 'stage', 'smtp') FROM u "
+	    "WHERE status = 'failed' AND smtp_code >= 500 RETURNING 1), "
+	    "x AS (INSERT INTO suppressions (email, reason) SELECT email, "
+	    "'hard_bounce' FROM u WHERE hard ON CONFLICT (lower(email), "
+	    "coalesce(list_id, 0)) DO NOTHING RETURNING 1) "
+	    "SELECT count(*) FROM u", 9, p, on_recorded, s);
+	for (int k = 0; k < 8; k++)
+		buf_free(&a[k]);
+	if (b->done_cb) {
+		struct item *it = &b->items[0];
+
+		if (!strcmp(it->status, "queued") && b->missing.n)
+			it->status = "deferred";        /* links: retry the test */
+		b->done_cb(b->done_arg, !strcmp(it->status, "sent") ? 200 : 502,
+		    json_pack("{s:s, s:s, s:s?, s:s?}", "to", it->email, "status",
+		    it->status, "message_id", it->message_id[0] ?
+		    it->message_id : NULL, "response", it->text[0] ? it->text :
+		    NULL));
+	}
+	if (b->missing.n) {
+		struct buf u, t;
+		char cid[32];
+		const char *lp[3];
+
+		buf_init(&u, 0);
+		buf_init(&t, 0);
+		for (size_t i = 0; i < b->missing.n; i++) {
+			db_array_add(&u, b->missing.url[i]);
+			db_array_add(&t, b->missing.tag[i]);
+		}
+		snprintf(cid, sizeof(cid), "%llu",
+		    (unsigned long long)b->missing_campaign);
+		lp[0] = cid;
+		lp[1] = db_array_end(&u);
+		lp[2] = db_array_end(&t);
+		/* insert, then read back every link of the campaign */
+		db_query(s->d->db, "INSERT INTO campaign_links (campaign_id, url, "
+		    "tag) SELECT $1, x.u, x.t FROM unnest($2::text[], $3::text[]) "
+		    "AS x(u, t) ON CONFLICT DO NOTHING", 3, lp, NULL, NULL);
+		db_query(s->d->db, "SELECT id, url, tag FROM campaign_links "
+		    "WHERE campaign_id = $1", 1, lp, on_links_added, b);
+		buf_free(&u);
+		buf_free(&t);
+	} else {
+		batch_free(b);
+	}
+	sender_claim(s);        /* keep the pipe full */
+}
+
+/* ---- claiming ------------------------------------------------------------ */
+
+static void
+on_claimed(void *arg, const PGresult *res, const char *err)
+{
+	struct sender *s = arg;
+	struct batch *b;
+	int n;
+
+	s->claiming = 0;
+	if (err) {
+		log_warn("claiming deliveries: %s", err);
+		return;
+	}
+	if ((n = PQntuples(res)) == 0)
+		return;
+	if (!(b = calloc(1, sizeof(*b))) ||
+	    !(b->items = calloc((size_t)n, sizeof(*b->items)))) {
+		free(b);
+		return;         /* the lease lapses; they are claimed again */
+	}
+	b->s = s;
+	b->conf = conf_ref(s->d->conf);
+	b->n = (size_t)n;
+	for (int i = 0; i < n; i++) {
+		struct item *it = &b->items[i];
+
+		it->id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+		it->campaign_id = strtoull(PQgetvalue(res, i, 1), NULL, 10);
+		it->campaign = strdup(PQgetvalue(res, i, 2));
+		it->email = strdup(PQgetvalue(res, i, 3));
+		it->attempts = atoi(PQgetvalue(res, i, 4));
+		it->lead = json_loads(PQgetvalue(res, i, 5), 0, NULL);
+		it->blocked = PQgetvalue(res, i, 6)[0] == 't';
+		it->age_s = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+		if (!it->lead)
+			it->lead = json_object();
+	}
+	s->active++;
+	if (workq_post(s->d->workq, batch_work, batch_done, b) < 0) {
+		s->active--;
+		batch_free(b);  /* leases lapse: claimed again later */
+		return;
+	}
+	if (n == atoi(PQgetvalue(res, 0, 8)))
+		sender_claim(s);        /* a full batch: there may be more */
+}
+
+static void
+refill(struct sender *s)
+{
+	struct timespec now;
+	long rate = s->d->conf->mail.rate;
+	double dt;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	dt = (double)(now.tv_sec - s->last_refill.tv_sec) +
+	    (double)(now.tv_nsec - s->last_refill.tv_nsec) / 1e9;
+	s->last_refill = now;
+	if (rate <= 0) {
+		s->tokens = 1e12;
+		return;
+	}
+	s->tokens += dt * (double)rate;
+	if (s->tokens > (double)rate)
+		s->tokens = (double)rate;       /* at most a second's burst */
+}
+
+static void
+sender_claim(struct sender *s)
+{
+	struct conf_mail *mc = &s->d->conf->mail;
+	char limit[32], lease[32], node[32], lim2[32];
+	const char *p[4] = { limit, lease, node, lim2 };
+	long n = mc->batch;
+
+	if (s->claiming || s->d->stopping || s->active >= mc->connections ||
+	    db_state(s->d->db) != DB_READY || s->d->node_id == 0)
+		return;
+	refill(s);
+	if (s->tokens < n)
+		n = (long)s->tokens;
+	if (n < 1)
+		return;
+	s->tokens -= (double)n;
+	snprintf(limit, sizeof(limit), "%ld", n);
+	snprintf(lim2, sizeof(lim2), "%ld", n);
+	snprintf(lease, sizeof(lease), "%ld", mc->lease_ms);
+	snprintf(node, sizeof(node), "%lld", s->d->node_id);
+	s->claiming = 1;
+	if (db_query(s->d->db,
+	    "WITH c AS (SELECT d.id FROM deliveries d WHERE d.campaign_id = "
+	    "ANY(ARRAY(SELECT id FROM campaigns WHERE status = 'running')) "
+	    "AND d.status IN ('queued', 'deferred', 'sending') AND "
+	    "d.vars IS NULL AND "
+	    "d.next_attempt_at <= now() AND (d.status <> 'sending' OR "
+	    "d.lease_until < now()) ORDER BY d.campaign_id, d.id LIMIT $1 "
+	    "FOR UPDATE SKIP LOCKED), "
+	    "u AS (UPDATE deliveries d SET status = 'sending', lease_until = "
+	    "now() + $2 * interval '1 millisecond', node_id = $3, attempts = "
+	    "d.attempts + 1, updated_at = now() FROM c WHERE d.id = c.id "
+	    "RETURNING d.id, d.campaign_id, d.lead_id, d.email, d.attempts, "
+	    "d.created_at) "
+	    "SELECT u.id, u.campaign_id, cp.name, u.email, u.attempts, "
+	    "coalesce(to_jsonb(l), '{}'::jsonb)::text, "
+	    "(EXISTS (SELECT 1 FROM suppressions x WHERE lower(x.email) = "
+	    "lower(u.email) AND (x.list_id IS NULL OR x.list_id = "
+	    "ANY(cp.list_ids))) OR (cardinality(cp.list_ids) > 0 AND NOT "
+	    "EXISTS (SELECT 1 FROM subscriptions sb WHERE sb.lead_id = "
+	    "u.lead_id AND sb.list_id = ANY(cp.list_ids) AND sb.status = "
+	    "'confirmed'))), "
+	    "extract(epoch FROM now() - u.created_at)::bigint, $4::int "
+	    "FROM u JOIN campaigns cp ON cp.id = u.campaign_id "
+	    "LEFT JOIN leads l ON l.id = u.lead_id ORDER BY u.id",
+	    4, p, on_claimed, s) < 0)
+		s->claiming = 0;
+}
+
+/* ---- sweeps: completion, statistics, schedules ------------------------------ */
+
+static void
+on_finished(void *arg, const PGresult *res, const char *err)
+{
+	(void)arg;
+	if (err) {
+		log_warn("campaign sweep: %s", err);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+		log_info("campaign %s finished", PQgetvalue(res, i, 0));
+}
+
+static void
+on_stats(void *arg, const PGresult *res, const char *err)
+{
+	struct sender *s = arg;
+
+	if (err)
+		return;
+	s->queued = s->deferred_now = s->sending = 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *st = PQgetvalue(res, i, 0);
+		long long n = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+
+		if (!strcmp(st, "queued"))
+			s->queued = n;
+		else if (!strcmp(st, "deferred"))
+			s->deferred_now = n;
+		else if (!strcmp(st, "sending"))
+			s->sending = n;
+	}
+}
+
+struct sched {
+	struct sender *s;
+	char name[CAMPAIGN_NAME_MAX + 1];
+};
+
+static void sched_started(void *arg, int status, json_t *result);
+
+static void
+sweep(struct sender *s)
+{
+	time_t now = time(NULL);
+	long long sent;
+
+	if (now - s->last_sweep < STATS_EVERY_S)
+		return;
+	s->last_sweep = now;
+	sent = metric_value(s->m_sent);
+	s->rate = (double)(sent - s->sent_prev) / STATS_EVERY_S;
+	s->sent_prev = sent;
+	db_query(s->d->db, "UPDATE deliveries SET status = 'cancelled', "
+	    "updated_at = now() WHERE status = 'sending' AND lease_until < now() "
+	    "AND campaign_id IN (SELECT id FROM campaigns WHERE status = "
+	    "'cancelled')", 0, NULL, NULL, NULL);
+	db_query(s->d->db, "UPDATE campaigns c SET status = 'done', "
+	    "finished_at = now() WHERE status = 'running' AND NOT EXISTS "
+	    "(SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id AND "
+	    "d.status IN ('queued', 'deferred', 'sending') AND d.vars IS "
+	    "NULL) RETURNING name",
+	    0, NULL, on_finished, s);
+	db_query(s->d->db, "SELECT status, count(*) FROM deliveries WHERE "
+	    "status IN ('queued', 'deferred', 'sending') GROUP BY status", 0,
+	    NULL, on_stats, s);
+	/* scheduled campaigns whose time has come: start them (once) */
+	for (size_t i = 0; s->d->conf->campaigns &&
+	    i < s->d->conf->campaigns->n; i++) {
+		const struct campaign_def *def = s->d->conf->campaigns->v[i];
+		struct sched *sc;
+
+		char **v;
+		size_t k;
+
+		if (!def->scheduled_at || def->scheduled_at > now)
+			continue;
+		for (k = 0; k < s->nsched_done; k++)
+			if (!strcmp(s->sched_done[k], def->name))
+				break;
+		if (k < s->nsched_done || !(sc = calloc(1, sizeof(*sc))))
+			continue;
+		if ((v = realloc(s->sched_done, (s->nsched_done + 1) *
+		    sizeof(*v))) != NULL) {
+			s->sched_done = v;
+			v[s->nsched_done++] = strdup(def->name);
+		}
+		sc->s = s;
+		snprintf(sc->name, sizeof(sc->name), "%s", def->name);
+		sender_campaign_action(s, "schedule", def->name, sched_started,
+		    sc);
+	}
+}
+
+static void
+sched_started(void *arg, int status, json_t *result)
+{
+	struct sched *sc = arg;
+
+	if (status == 200)
+		log_info("scheduled campaign %s started: %lld recipients",
+		    sc->name, (long long)json_integer_value(json_object_get(
+		    result, "recipients")));
+	json_decref(result);
+	free(sc);
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct sender *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->d->stopping || db_state(s->d->db) != DB_READY)
+		return;
+	sender_claim(s);
+	sweep(s);
+}
+
+void
+sender_kick(struct sender *s)
+{
+	sender_claim(s);
+}
+
+int
+sender_idle(const struct sender *s)
+{
+	return s->active == 0 && !s->claiming;
+}
+
+/* ---- rows left by daemons that died on this host ---------------------------- */
+
+static void
+on_dead_nodes(void *arg, const PGresult *res, const char *err)
+{
+	struct sender *s = arg;
+	struct buf ids;
+	const char *p[1];
+	int dead = 0;
+
+	if (err)
+		return;
+	buf_init(&ids, 0);
+	for (int i = 0; i < PQntuples(res); i++) {
+		pid_t pid = (pid_t)atoi(PQgetvalue(res, i, 1));
+		char path[64], comm[64] = "";
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		if ((f = fopen(path, "r")) != NULL) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = '\0';
+			fclose(f);
+		}
+		if (kill(pid, 0) == 0 && strncmp(comm, "leadcastd", 9) == 0)
+			continue;       /* alive */
+		db_array_add(&ids, PQgetvalue(res, i, 0));
+		dead++;
+	}
+	if (dead) {
+		p[0] = db_array_end(&ids);
+		log_info("releasing the deliveries of %d stopped daemon%s on this "
+		    "host", dead, dead == 1 ? "" : "s");
+		db_query(s->d->db, "WITH n AS (UPDATE nodes SET stopped_at = "
+		    "now() WHERE id = ANY($1::bigint[]) RETURNING id) "
+		    "UPDATE deliveries SET lease_until = now() - interval "
+		    "'1 second' WHERE status = 'sending' AND node_id IN "
+		    "(SELECT id FROM n)", 1, p, NULL, NULL);
+		sender_kick(s);
+	}
+	buf_free(&ids);
+}
+
+void
+sender_node_ready(struct sender *s)
+{
+	char host[256] = "", id[32];
+	const char *p[2] = { host, id };
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(id, sizeof(id), "%lld", s->d->node_id);
+	db_query(s->d->db, "SELECT id, pid FROM nodes WHERE hostname = $1 AND "
+	    "stopped_at IS NULL AND id <> $2", 2, p, on_dead_nodes, s);
+	sender_kick(s);
+}
+
+/* ---- gauges ---------------------------------------------------------------- */
+
+static double g_queued(void *a) { return (double)((struct sender *)a)->queued; }
+static double g_deferred(void *a) { return (double)((struct sender *)a)->deferred_now; }
+static double g_sending(void *a) { return (double)((struct sender *)a)->sending; }
+static double g_rate(void *a) { return ((struct sender *)a)->rate; }
+static double g_batches(void *a) { return (double)((struct sender *)a)->active; }
+
+struct sender *
+sender_new(struct lc_daemon *d)
+{
+	struct sender *s = calloc(1, sizeof(*s));
+	struct timeval tv = { 0, TICK_MS * 1000 };
+
+	if (!s)
+		return NULL;
+	s->d = d;
+	pthread_mutex_init(&s->links_lock, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &s->last_refill);
+	s->m_sent = metrics_counter("leadcast_deliveries_total", "Delivery "
+	    "attempts finished by this node, by outcome.", "status=\"sent\"");
+	s->m_deferred = metrics_counter("leadcast_deliveries_total", "",
+	    "status=\"deferred\"");
+	s->m_failed = metrics_counter("leadcast_deliveries_total", "",
+	    "status=\"failed\"");
+	s->m_suppressed = metrics_counter("leadcast_deliveries_total", "",
+	    "status=\"suppressed\"");
+	metrics_gauge_func("leadcast_deliveries_pending", "Deliveries waiting, "
+	    "by state (all nodes).", "state=\"queued\"", g_queued, s);
+	metrics_gauge_func("leadcast_deliveries_pending", "",
+	    "state=\"deferred\"", g_deferred, s);
+	metrics_gauge_func("leadcast_deliveries_pending", "",
+	    "state=\"sending\"", g_sending, s);
+	metrics_gauge_func("leadcast_send_rate", "Messages sent per second by "
+	    "this node (last 5 s).", NULL, g_rate, s);
+	metrics_gauge_func("leadcast_send_batches", "Batches being composed or "
+	    "sent.", NULL, g_batches, s);
+	s->tick = event_new(d->base, -1, EV_PERSIST, on_tick, s);
+	event_add(s->tick, &tv);
+	return s;
+}
+
+void
+sender_free(struct sender *s)
+{
+	if (!s)
+		return;
+	event_free(s->tick);
+	for (size_t i = 0; i < LINK_BUCKETS; i++)
+		while (s->links[i]) {
+			struct link *l = s->links[i];
+
+			s->links[i] = l->next;
+			free(l->key);
+			free(l);
+		}
+	pthread_mutex_destroy(&s->links_lock);
+	for (size_t i = 0; i < s->nsched_done; i++)
+		free(s->sched_done[i]);
+	free(s->sched_done);
+	free(s);
+}
+
+/* ---- campaign actions (API and CLI) ----------------------------------------- */
+
+/* The lead columns conditions may use, for audiences in SQL. */
+static const struct cond_sqlcol lead_cols[] = {
+	{ "email", "l.email", COND_SQL_TEXT },
+	{ "phone", "l.phone", COND_SQL_TEXT },
+	{ "first_name", "l.first_name", COND_SQL_TEXT },
+	{ "last_name", "l.last_name", COND_SQL_TEXT },
+	{ "company", "l.company", COND_SQL_TEXT },
+	{ "title", "l.title", COND_SQL_TEXT },
+	{ "country", "l.country", COND_SQL_TEXT },
+	{ "region", "l.region", COND_SQL_TEXT },
+	{ "city", "l.city", COND_SQL_TEXT },
+	{ "postal_code", "l.postal_code", COND_SQL_TEXT },
+	{ "product", "l.product", COND_SQL_TEXT },
+	{ "budget", "l.budget", COND_SQL_NUMERIC },
+	{ "timeframe", "l.timeframe", COND_SQL_TEXT },
+	{ "authority", "l.authority", COND_SQL_TEXT },
+	{ "company_size", "l.company_size", COND_SQL_NUMERIC },
+	{ "industry", "l.industry", COND_SQL_TEXT },
+	{ "language", "l.language", COND_SQL_TEXT },
+	{ "source", "l.source", COND_SQL_TEXT },
+	{ "campaign", "l.campaign", COND_SQL_TEXT },
+	{ "status", "l.status", COND_SQL_TEXT },
+	{ "score", "l.score", COND_SQL_NUMERIC },
+	{ "created_at", "l.created_at", COND_SQL_TIME },
+	{ "updated_at", "l.updated_at", COND_SQL_TIME },
+};
+const struct cond_sqlmap sender_lead_map = {
+	lead_cols, sizeof(lead_cols) / sizeof(lead_cols[0]), "l.fields"
+};
+
+struct action {
+	struct sender *s;
+	char name[CAMPAIGN_NAME_MAX + 1];
+	char what[16];
+	sender_action_fn *cb;
+	void *arg;
+};
+
+static void
+action_reply(struct action *a, int status, json_t *doc)
+{
+	a->cb(a->arg, status, doc);
+	free(a);
+}
+
+static json_t *
+error_doc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static json_t *
+error_doc(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:{s:s}}", "error", "message", msg);
+}
+
+static void
+on_started(void *arg, const PGresult *res, const char *err)
+{
+	struct action *a = arg;
+
+	if (err) {
+		action_reply(a, 500, error_doc("%s", err));
+		return;
+	}
+	if (PQgetisnull(res, 0, 0)) {
+		const char *st = PQgetisnull(res, 0, 3) ? NULL :
+		    PQgetvalue(res, 0, 3);
+		long have = atol(PQgetvalue(res, 0, 2)), want = atol(
+		    PQgetvalue(res, 0, 4));
+
+		if (have < want)
+			action_reply(a, 409, error_doc("campaign %s: %ld of its "
+			    "%ld lists do not exist yet (import subscribers into "
+			    "them first)", a->name, want - have, want));
+		else if (!strcmp(a->what, "schedule"))
+			action_reply(a, 204, NULL);     /* already handled */
+		else
+			action_reply(a, 409, error_doc("campaign %s is %s: it "
+			    "can only be started once (make a new campaign file to "
+			    "send again)", a->name, st ? st : "unknown"));
+		return;
+	}
+	db_query(a->s->d->db, "NOTIFY leadcast_wake, 'deliveries'", 0, NULL,
+	    NULL, NULL);
+	sender_kick(a->s);
+	action_reply(a, 200, json_pack("{s:s, s:s, s:I}", "campaign", a->name,
+	    "status", "running", "recipients",
+	    (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
+}
+
+static void
+on_simple(void *arg, const PGresult *res, const char *err)
+{
+	struct action *a = arg;
+
+	if (err) {
+		action_reply(a, 500, error_doc("%s", err));
+		return;
+	}
+	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+		action_reply(a, 409, error_doc("campaign %s cannot be %s now: "
+		    "see leadcast campaign status %s", a->name,
+		    !strcmp(a->what, "pause") ? "paused" :
+		    !strcmp(a->what, "resume") ? "resumed" : "cancelled",
+		    a->name));
+		return;
+	}
+	action_reply(a, 200, json_pack("{s:s, s:s}", "campaign", a->name,
+	    "status", PQgetvalue(res, 0, 0)));
+}
+
+static void
+on_report(void *arg, const PGresult *res, const char *err)
+{
+	struct action *a = arg;
+	json_t *doc, *counts, *events;
+
+	if (err) {
+		action_reply(a, 500, error_doc("%s", err));
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		action_reply(a, 200, json_pack("{s:s, s:s, s:{}, s:{}}",
+		    "campaign", a->name, "status", "draft", "deliveries",
+		    "events"));
+		return;
+	}
+	counts = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+	events = json_loads(PQgetvalue(res, 0, 3), 0, NULL);
+	doc = json_pack("{s:s, s:s, s:o, s:o, s:s?, s:s?}", "campaign", a->name,
+	    "status", PQgetvalue(res, 0, 0),
+	    "deliveries", counts ? counts : json_object(),
+	    "events", events ? events : json_object(),
+	    "started_at", PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4),
+	    "finished_at", PQgetisnull(res, 0, 5) ? NULL :
+	    PQgetvalue(res, 0, 5));
+	json_object_set_new(doc, "id", json_integer(atoll(PQgetvalue(res, 0, 1))));
+	action_reply(a, 200, doc);
+}
+
+int
+sender_campaign_action(struct sender *s, const char *what, const char *name,
+    sender_action_fn *cb, void *arg)
+{
+	const struct campaign_def *def = s->d->conf->campaigns ?
+	    campaign_find(s->d->conf->campaigns, name) : NULL;
+	struct action *a;
+	int rc;
+
+	if (!def) {
+		cb(arg, 404, error_doc("no campaign %s (a file %s.conf in %s)",
+		    name, name, s->d->conf->campaigns_dir));
+		return 0;
+	}
+	if (!(a = calloc(1, sizeof(*a)))) {
+		cb(arg, 500, error_doc("out of memory"));
+		return -1;
+	}
+	a->s = s;
+	a->cb = cb;
+	a->arg = arg;
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	snprintf(a->what, sizeof(a->what), "%s", what);
+	if (!strcmp(what, "start") || !strcmp(what, "schedule")) {
+		struct cond_params cp = { NULL, 0, 0 };
+		struct cond_env env = { time(NULL), NULL };
+		struct buf sql, lists;
+		char err[256], nlists[16];
+		const char **p;
+		int next = 4;
+
+		buf_init(&sql, 0);
+		buf_init(&lists, 0);
+		for (size_t i = 0; i < def->lists.n; i++)
+			db_array_add(&lists, def->lists.v[i]);
+		buf_printf(&sql,
+		    "WITH lst AS (SELECT coalesce(array_agg(id ORDER BY id), "
+		    "'{}') AS ids, count(*) AS n FROM lists WHERE name = "
+		    "ANY($2::text[])), "
+		    "cp AS (INSERT INTO campaigns AS c (name, kind, list_ids, "
+		    "status, started_at) SELECT $1, 'newsletter', lst.ids, "
+		    "'running', now() FROM lst WHERE lst.n = $3 ON CONFLICT "
+		    "(name) DO UPDATE SET list_ids = EXCLUDED.list_ids, status = "
+		    "'running', started_at = now() WHERE c.status IN ('draft', "
+		    "'scheduled') RETURNING id, list_ids), "
+		    "ins AS (INSERT INTO deliveries (campaign_id, lead_id, email) "
+		    "SELECT cp.id, l.id, l.email FROM cp, leads l WHERE l.email "
+		    "IS NOT NULL AND EXISTS (SELECT 1 FROM subscriptions sb "
+		    "WHERE sb.lead_id = l.id AND sb.list_id = ANY(cp.list_ids) "
+		    "AND sb.status = 'confirmed') AND ");
+		if (def->audience) {
+			if (cond_to_sql(def->audience, &sender_lead_map, &env,
+			    &next, &sql, &cp, err, sizeof(err)) < 0) {
+				buf_free(&sql);
+				buf_free(&lists);
+				action_reply(a, 422, error_doc("campaign %s: "
+				    "audience: %s", name, err));
+				return 0;
+			}
+		} else {
+			buf_puts(&sql, "true");
+		}
+		buf_puts(&sql, " ON CONFLICT DO NOTHING RETURNING 1) "
+		    "SELECT (SELECT id FROM cp), (SELECT count(*) FROM ins), "
+		    "(SELECT n FROM lst), (SELECT status FROM campaigns WHERE "
+		    "name = $1), $3::int");
+		snprintf(nlists, sizeof(nlists), "%zu", def->lists.n);
+		p = calloc(3 + cp.n, sizeof(*p));
+		if (!p) {
+			cond_params_free(&cp);
+			buf_free(&sql);
+			buf_free(&lists);
+			action_reply(a, 500, error_doc("out of memory"));
+			return -1;
+		}
+		p[0] = name;
+		p[1] = db_array_end(&lists);
+		p[2] = nlists;
+		for (size_t i = 0; i < cp.n; i++)
+			p[3 + i] = cp.v[i];
+		rc = db_query(s->d->db, buf_str(&sql), (int)(3 + cp.n), p,
+		    on_started, a);
+		free(p);
+		cond_params_free(&cp);
+		buf_free(&sql);
+		buf_free(&lists);
+	} else if (!strcmp(what, "pause") || !strcmp(what, "resume")) {
+		const char *p[1] = { name };
+
+		rc = db_query(s->d->db, !strcmp(what, "pause") ?
+		    "UPDATE campaigns SET status = 'paused' WHERE name = $1 AND "
+		    "status = 'running' RETURNING status" :
+		    "UPDATE campaigns SET status = 'running' WHERE name = $1 AND "
+		    "status = 'paused' RETURNING status", 1, p, on_simple, a);
+		if (!strcmp(what, "resume"))
+			sender_kick(s);
+	} else if (!strcmp(what, "cancel")) {
+		const char *p[1] = { name };
+
+		rc = db_query(s->d->db, "WITH c AS (INSERT INTO campaigns AS c "
+		    "(name, status, finished_at) VALUES ($1, 'cancelled', now()) "
+		    "ON CONFLICT (name) DO UPDATE SET status = 'cancelled', "
+		    "finished_at = now() WHERE c.status IN ('draft', "
+		    "'scheduled', 'running', 'paused') RETURNING id, status), "
+		    "d AS (UPDATE deliveries SET status = 'cancelled', updated_at "
+		    "= now() WHERE campaign_id IN (SELECT id FROM c) AND status "
+		    "IN ('queued', 'deferred') RETURNING 1) "
+		    "SELECT (SELECT status FROM c), (SELECT count(*) FROM d)", 1,
+		    p, on_simple, a);
+	} else if (!strcmp(what, "report")) {
+		const char *p[1] = { name };
+
+		rc = db_query(s->d->db, "SELECT c.status, c.id, "
+		    "(SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM "
+		    "(SELECT status, count(*) AS n FROM deliveries WHERE "
+		    "campaign_id = c.id AND vars IS NULL GROUP BY status) "
+		    "x)::text, "
+		    "(SELECT coalesce(jsonb_object_agg(type, n), '{}') FROM "
+		    "(SELECT type, count(*) AS n FROM events WHERE campaign_id = "
+		    "c.id GROUP BY type) y)::text, c.started_at::text, "
+		    "c.finished_at::text FROM campaigns c WHERE c.name = $1", 1, p,
+		    on_report, a);
+	} else {
+		action_reply(a, 400, error_doc("unknown action %s", what));
+		return 0;
+	}
+	if (rc < 0)
+		action_reply(a, 503, error_doc("the database queue is full"));
+	return 0;
+}
+
+/* ---- a test copy ------------------------------------------------------------ */
+
+struct test {
+	struct sender *s;
+	char name[CAMPAIGN_NAME_MAX + 1];
+	char to[320];
+	sender_action_fn *cb;
+	void *arg;
+	int tries;
+};
+
+static void test_send(struct test *t);
+
+static void
+test_result(void *arg, int status, json_t *doc)
+{
+	struct test *t = arg;
+
+	/* links were added on the first try: compose again with them */
+	if (status != 200 && ++t->tries < 2 &&
+	    !strcmp(json_string_value(json_object_get(doc, "status")),
+	    "deferred") && !json_object_get(doc, "response")) {
+		json_decref(doc);
+		test_send(t);
+		return;
+	}
+	t->cb(t->arg, status, doc);
+	free(t);
+}
+
+static void
+on_test_row(void *arg, const PGresult *res, const char *err)
+{
+	struct test *t = arg;
+	struct batch *b;
+	struct item *it;
+
+	if (err || PQntuples(res) != 1) {
+		t->cb(t->arg, 500, error_doc("%s", err ? err : "no row"));
+		free(t);
+		return;
+	}
+	if (!(b = calloc(1, sizeof(*b))) || !(b->items = calloc(1,
+	    sizeof(*b->items)))) {
+		free(b);
+		t->cb(t->arg, 500, error_doc("out of memory"));
+		free(t);
+		return;
+	}
+	b->s = t->s;
+	b->conf = conf_ref(t->s->d->conf);
+	b->n = 1;
+	b->done_cb = test_result;
+	b->done_arg = t;
+	it = &b->items[0];
+	it->id = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	it->campaign_id = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+	it->campaign = strdup(t->name);
+	it->email = strdup(t->to);
+	it->attempts = 1;
+	it->lead = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+	if (!it->lead)
+		it->lead = json_object();
+	t->s->active++;
+	if (workq_post(t->s->d->workq, batch_work, batch_done, b) < 0) {
+		t->s->active--;
+		b->done_cb = NULL;
+		batch_free(b);
+		t->cb(t->arg, 503, error_doc("the worker pool is busy"));
+		free(t);
+	}
+}
+
+static void
+test_send(struct test *t)
+{
+	char node[32], lease[32];
+	const char *p[4] = { t->name, t->to, node, lease };
+
+	snprintf(node, sizeof(node), "%lld", t->s->d->node_id);
+	snprintf(lease, sizeof(lease), "%ld", t->s->d->conf->mail.lease_ms);
+	/* the test row: no lead (so it never collides with the audience),
+	 * marked in vars so the engine never claims it */
+	if (db_query(t->s->d->db,
+	    "WITH c AS (INSERT INTO campaigns AS c (name) VALUES ($1) ON "
+	    "CONFLICT (name) DO UPDATE SET name = c.name RETURNING id), "
+	    "d AS (INSERT INTO deliveries (campaign_id, email, status, node_id, "
+	    "lease_until, attempts, vars) SELECT c.id, $2, 'sending', $3, "
+	    "now() + $4 * interval '1 millisecond', 1, '{\"test\": true}' "
+	    "FROM c RETURNING id, campaign_id) "
+	    "SELECT d.id, d.campaign_id, coalesce((SELECT to_jsonb(l) FROM "
+	    "leads l WHERE lower(l.email) = lower($2)), '{}'::jsonb)::text "
+	    "FROM d", 4, p, on_test_row, t) < 0) {
+		t->cb(t->arg, 503, error_doc("the database queue is full"));
+		free(t);
+	}
+}
+
+int
+sender_send_test(struct sender *s, const char *name, const char *to,
+    sender_action_fn *cb, void *arg)
+{
+	const char *why = NULL;
+	struct test *t;
+
+	if (!s->d->conf->campaigns || !campaign_find(s->d->conf->campaigns,
+	    name)) {
+		cb(arg, 404, error_doc("no campaign %s", name));
+		return 0;
+	}
+	if (!mime_addr_valid(to, &why)) {
+		cb(arg, 400, json_pack("{s:{s:s, s:s}}", "error", "field", "to",
+		    "message", why ? why : "not an address"));
+		return 0;
+	}
+	if (!(t = calloc(1, sizeof(*t)))) {
+		cb(arg, 500, error_doc("out of memory"));
+		return -1;
+	}
+	t->s = s;
+	t->cb = cb;
+	t->arg = arg;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	snprintf(t->to, sizeof(t->to), "%s", to);
+	test_send(t);
+	return 0;
+}

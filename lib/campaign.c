@@ -1,0 +1,341 @@
+/*
+ * campaign - load and check conf/campaigns/NAME.conf. See campaign.h.
+ */
+#include "campaign.h"
+#include "cond.h"
+#include "mime.h"
+#include "tmpl.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define D(f) offsetof(struct campaign_def, f)
+static const struct conf_key campaign_keys[] = {
+	{ "from", CONF_STR, D(from_src), "", 0, 0, NULL, 0 },
+	{ "reply_to", CONF_STR, D(reply_to_src), "", 0, 0, NULL, 0 },
+	{ "subject", CONF_STR, D(subject_src), "", 0, 0, NULL, 0 },
+	{ "preheader", CONF_STR, D(preheader_src), "", 0, 0, NULL, 0 },
+	{ "html", CONF_STR, D(html_name), "", 0, 0, NULL, 0 },
+	{ "text", CONF_STR, D(text_name), "", 0, 0, NULL, 0 },
+	{ "lists", CONF_STRLIST, D(lists), "", 0, 0, NULL, 0 },
+	{ "audience", CONF_STR, D(audience_src), "", 0, 0, NULL, 0 },
+	{ "schedule", CONF_STR, D(schedule_src), "manual", 0, 0, NULL, 0 },
+	{ "rate", CONF_INT, D(rate), "0", 0, 1000000, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
+};
+#undef D
+
+static const struct cfgfile_pos *
+pos_of(struct cfgfile_node *root, const char *key, const struct cfgfile_pos *file)
+{
+	for (struct cfgfile_node *n = root->child; n; n = n->next)
+		if (strcmp(n->key, key) == 0)
+			return n->kind == CFGFILE_VALUE ? &n->vpos : &n->pos;
+	return file;
+}
+
+int
+campaign_parse_time(const char *s, time_t *t, char *err, size_t n)
+{
+	struct tm tm;
+	char zone[128] = "";
+	int y, mo, d, h, mi, sec = 0, used = 0;
+	long off;
+	time_t guess;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(s, "%4d-%2d-%2d %2d:%2d%n", &y, &mo, &d, &h, &mi, &used) != 5) {
+		snprintf(err, n, "expected \"YYYY-MM-DD HH:MM [Zone/Name]\"");
+		return -1;
+	}
+	if (s[used] == ':') {
+		int more = 0;
+
+		if (sscanf(s + used, ":%2d%n", &sec, &more) != 1) {
+			snprintf(err, n, "bad seconds");
+			return -1;
+		}
+		used += more;
+	}
+	while (s[used] == ' ')
+		used++;
+	snprintf(zone, sizeof(zone), "%s", s + used);
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
+	    y < 2000 || y > 2200) {
+		snprintf(err, n, "date or time out of range");
+		return -1;
+	}
+	if (*zone && cond_tz_check(zone, err, n) < 0)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	guess = timegm(&tm);
+	/* local -> UTC: the offset at the guess, then at the corrected time */
+	for (int i = 0; i < 2 && *zone; i++) {
+		struct tm lt;
+
+		if (cond_localtime(zone, guess, &lt, &off) < 0) {
+			snprintf(err, n, "unknown time zone %s", zone);
+			return -1;
+		}
+		guess = timegm(&tm) - off;
+	}
+	*t = guess;
+	return 0;
+}
+
+int
+campaign_split_address(const char *s, char *display, size_t dn, char *addr,
+    size_t an)
+{
+	const char *lt = strrchr(s, '<'), *gt;
+	size_t len;
+
+	display[0] = addr[0] = '\0';
+	if (!lt) {
+		while (isspace((unsigned char)*s))
+			s++;
+		len = strlen(s);
+		while (len && isspace((unsigned char)s[len - 1]))
+			len--;
+		if (len == 0 || len >= an)
+			return -1;
+		memcpy(addr, s, len);
+		addr[len] = '\0';
+		return 0;
+	}
+	if (!(gt = strchr(lt, '>')) || gt[1] != '\0' || gt - lt - 1 <= 0 ||
+	    (size_t)(gt - lt - 1) >= an)
+		return -1;
+	memcpy(addr, lt + 1, (size_t)(gt - lt - 1));
+	addr[gt - lt - 1] = '\0';
+	while (isspace((unsigned char)*s))
+		s++;
+	len = (size_t)(lt - s);
+	while (len && isspace((unsigned char)s[len - 1]))
+		len--;
+	if (len >= 2 && s[0] == '"' && s[len - 1] == '"')
+		s++, len -= 2;
+	if (len >= dn)
+		len = dn - 1;
+	memcpy(display, s, len);
+	display[len] = '\0';
+	return 0;
+}
+
+static void
+def_free(struct campaign_def *c)
+{
+	if (!c)
+		return;
+	conf_unbind(campaign_keys, c);
+	tmpl_free(c->from);
+	tmpl_free(c->reply_to);
+	tmpl_free(c->subject);
+	tmpl_free(c->preheader);
+	cond_free(c->audience);
+	free(c->name);
+	free(c->file);
+	free(c);
+}
+
+/* Compile one header template; NULL for "". */
+static struct tmpl *
+header_tmpl(struct campaign_def *c, const char *key, const char *src,
+    const struct cfgfile_pos *at, struct cfgfile_errors *errs)
+{
+	struct tmpl_error te;
+	struct tmpl *t = NULL;
+
+	if (!*src)
+		return NULL;
+	if (tmpl_compile(key, src, strlen(src), &t, &te) < 0) {
+		struct cfgfile_pos p = *at;
+
+		if (te.line == 1)
+			p.col += te.col;        /* inside the quoted value */
+		cfgfile_error(errs, &p, "%s: %s", key, te.msg);
+		return NULL;
+	}
+	(void)c;
+	return t;
+}
+
+static void
+check_address(const char *key, const char *src, const struct cfgfile_pos *at,
+    struct cfgfile_errors *errs)
+{
+	char display[512], addr[512];
+	const char *why = NULL;
+
+	if (strstr(src, "{{"))
+		return;         /* personalized: checked when rendered */
+	if (campaign_split_address(src, display, sizeof(display), addr,
+	    sizeof(addr)) < 0 || !mime_addr_valid(addr, &why))
+		cfgfile_error(errs, at, "%s: '%s' is not a valid address%s%s",
+		    key, src, why ? ": " : "", why ? why : "");
+}
+
+static struct campaign_def *
+load_one(const char *path, const char *name, const struct tmpl_set *templates,
+    struct cfgfile_errors *errs)
+{
+	struct cfgfile_tree tree;
+	struct cfgfile_pos file = { NULL, 0, 0 };
+	struct campaign_def *c = calloc(1, sizeof(*c));
+	struct cond_error ce;
+	char err[256];
+
+	if (!c || !(c->name = strdup(name)) || !(c->file = strdup(path))) {
+		def_free(c);
+		return NULL;
+	}
+	cfgfile_parse(path, &tree, errs);
+	file.file = tree.nfiles ? tree.files[0] : path;
+#define AT(k) pos_of(tree.root, k, &file)
+	conf_bind(campaign_keys, tree.root, c, NULL, errs);
+	conf_check_unknown(tree.root, errs);
+	if (!*c->from_src)
+		cfgfile_error(errs, &file, "from: a sender is required, e.g. "
+		    "from = \"Acme News <news@acme.example>\"");
+	if (!*c->subject_src)
+		cfgfile_error(errs, &file, "subject: a subject is required");
+	if (!*c->html_name && !*c->text_name)
+		cfgfile_error(errs, &file, "html or text: name at least one "
+		    "template");
+	if (c->lists.n == 0)
+		cfgfile_error(errs, &file, "lists: name the list(s) to send to, "
+		    "e.g. lists = { \"newsletter\" }");
+	check_address("from", c->from_src, AT("from"), errs);
+	if (*c->reply_to_src)
+		check_address("reply_to", c->reply_to_src, AT("reply_to"), errs);
+	c->from = header_tmpl(c, "from", c->from_src, AT("from"), errs);
+	c->reply_to = header_tmpl(c, "reply_to", c->reply_to_src,
+	    AT("reply_to"), errs);
+	c->subject = header_tmpl(c, "subject", c->subject_src, AT("subject"),
+	    errs);
+	c->preheader = header_tmpl(c, "preheader", c->preheader_src,
+	    AT("preheader"), errs);
+	if (*c->html_name && !(c->html = tmpl_set_get(templates, c->html_name)))
+		cfgfile_error(errs, AT("html"), "html: no template '%s' (a file "
+		    "%s.mustache in the templates directory)", c->html_name,
+		    c->html_name);
+	if (*c->text_name && !(c->text = tmpl_set_get(templates, c->text_name)))
+		cfgfile_error(errs, AT("text"), "text: no template '%s' (a file "
+		    "%s.mustache in the templates directory)", c->text_name,
+		    c->text_name);
+	if (*c->audience_src && cond_parse(c->audience_src, &c->audience,
+	    &ce) < 0) {
+		struct cfgfile_pos p = *AT("audience");
+
+		if (ce.line == 1)
+			p.col += ce.col;
+		else
+			p.line += ce.line - 1, p.col = ce.col;
+		cfgfile_error(errs, &p, "audience: %s", ce.msg);
+	}
+	if (strcmp(c->schedule_src, "manual") != 0 &&
+	    campaign_parse_time(c->schedule_src, &c->scheduled_at, err,
+	    sizeof(err)) < 0)
+		cfgfile_error(errs, AT("schedule"), "schedule: %s (or manual)",
+		    err);
+#undef AT
+	cfgfile_tree_free(&tree);
+	return c;
+}
+
+static int
+valid_name(const char *s, size_t len)
+{
+	if (len == 0 || len > CAMPAIGN_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp((*(struct campaign_def *const *)a)->name,
+	    (*(struct campaign_def *const *)b)->name);
+}
+
+int
+campaign_load_dir(const char *dir, const struct tmpl_set *templates,
+    struct campaign_set *out, struct cfgfile_errors *errs)
+{
+	size_t before = errs->n;
+	struct dirent *e;
+	DIR *d;
+
+	memset(out, 0, sizeof(*out));
+	if (!(d = opendir(dir))) {
+		if (errno != ENOENT) {
+			struct cfgfile_pos p = { dir, 0, 0 };
+
+			cfgfile_error(errs, &p, "cannot read the campaigns "
+			    "directory: %s", strerror(errno));
+		}
+		return (int)(errs->n - before);
+	}
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		struct campaign_def *c, **v;
+		char path[4096], name[CAMPAIGN_NAME_MAX + 1];
+
+		if (e->d_name[0] == '.' || len < 6 ||
+		    strcmp(e->d_name + len - 5, ".conf") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!valid_name(e->d_name, len - 5)) {
+			struct cfgfile_pos p = { path, 0, 0 };
+
+			cfgfile_error(errs, &p, "campaign file names use letters, "
+			    "digits, - and _ (at most %d)", CAMPAIGN_NAME_MAX);
+			continue;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(len - 5), e->d_name);
+		if (!(c = load_one(path, name, templates, errs)))
+			continue;
+		if (!(v = realloc(out->v, (out->n + 1) * sizeof(*v)))) {
+			def_free(c);
+			continue;
+		}
+		out->v = v;
+		out->v[out->n++] = c;
+	}
+	closedir(d);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), by_name);
+	return (int)(errs->n - before);
+}
+
+void
+campaign_set_free(struct campaign_set *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		def_free(s->v[i]);
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+const struct campaign_def *
+campaign_find(const struct campaign_set *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->v[i]->name, name) == 0)
+			return s->v[i];
+	return NULL;
+}
