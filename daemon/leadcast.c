@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <jansson.h>
@@ -14,7 +15,9 @@
 #include <string.h>
 
 #include "apiclient.h"
+#include "buf.h"
 #include "conf.h"
+#include "dkim.h"
 #include "config.h"
 
 static int json_out;
@@ -25,10 +28,17 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: leadcast [-c FILE] [--json] COMMAND\n"
 	    "commands:\n"
-	    "  check-config   validate the configuration (offline)\n"
-	    "  status         the daemon's health (exit 0 ok, 2 degraded, 1 down)\n"
-	    "  reload         reload the daemon's configuration\n"
-	    "  version        print the version\n"
+	    "  check-config            validate the configuration (offline)\n"
+	    "  status                  the daemon's health (exit 0 ok, 2 "
+	    "degraded, 1 down)\n"
+	    "  reload                  reload the daemon's configuration\n"
+	    "  campaign list           campaigns and their state\n"
+	    "  campaign start|pause|resume|cancel|status NAME\n"
+	    "  send-test NAME --to ADDRESS   one copy of a campaign, now\n"
+	    "  dkim-keygen DOMAIN SELECTOR [--ed25519] [--out FILE]\n"
+	    "                          make a DKIM key, print its DNS record "
+	    "(offline)\n"
+	    "  version                 print the version\n"
 	    "options:\n"
 	    "  -c FILE        configuration (default %s)\n"
 	    "  --json         machine-readable output\n", conf_default_path());
@@ -250,6 +260,243 @@ cmd_reload(const char *path)
 	return rc;
 }
 
+/* ---- admin API calls ------------------------------------------------------- */
+
+/*
+ * Call the admin API with the configuration's token. Returns the HTTP
+ * status (the parsed body in *doc, caller frees) or -1 (message printed).
+ */
+static int
+api_call(const struct conf *c, const char *method, const char *path,
+    const char *body, long timeout_ms, json_t **doc)
+{
+	struct apiclient_resp r;
+	char token[512], err[512];
+	int status;
+
+	*doc = NULL;
+	if (conf_admin_token(c, token, sizeof(token), err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	if (apiclient_request(c, method, path, token, body, timeout_ms, &r) < 0) {
+		fprintf(stderr, "leadcastd is not answering: %s\n", r.err);
+		return -1;
+	}
+	status = r.status;
+	if (r.body && r.len)
+		*doc = json_loads(r.body, 0, NULL);
+	apiclient_resp_free(&r);
+	if (status == 401)
+		fprintf(stderr, "the daemon refused the admin token\n");
+	return status;
+}
+
+/* Print an API error document's message; returns 1. */
+static int
+api_error(int status, json_t *doc)
+{
+	json_t *e = json_object_get(doc, "error");
+	const char *m = json_string_value(json_object_get(e, "message"));
+	const char *f = json_string_value(json_object_get(e, "field"));
+
+	if (json_out && doc)
+		print_json(doc);
+	else if (status != 401)
+		fprintf(stderr, "%s%s%s (HTTP %d)\n", f ? f : "", f ? ": " : "",
+		    m ? m : "request failed", status);
+	return 1;
+}
+
+static void
+print_counts(const char *label, json_t *obj)
+{
+	const char *k;
+	json_t *v;
+	int first = 1;
+
+	printf("%-11s", label);
+	json_object_foreach(obj, k, v) {
+		printf("%s%s %lld", first ? "" : ", ", k,
+		    (long long)json_integer_value(v));
+		first = 0;
+	}
+	printf("%s\n", first ? "none" : "");
+}
+
+static int
+cmd_campaign(const char *path, char **args, int nargs)
+{
+	struct conf *c;
+	json_t *doc = NULL;
+	char url[256];
+	int status, rc = 0;
+	const char *verb = nargs > 0 ? args[0] : "";
+
+	if (nargs < 1 || (strcmp(verb, "list") && nargs != 2)) {
+		fprintf(stderr, "usage: leadcast campaign list\n"
+		    "       leadcast campaign start|pause|resume|cancel|status "
+		    "NAME\n");
+		return 1;
+	}
+	if (!(c = load(path, 0)))
+		return 1;
+	if (!strcmp(verb, "list")) {
+		size_t i;
+		json_t *o;
+
+		status = api_call(c, "GET", "/api/v1/campaigns", NULL, 10000, &doc);
+		if (status != 200) {
+			rc = status < 0 ? 1 : api_error(status, doc);
+		} else if (json_out) {
+			print_json(doc);
+			doc = NULL;
+		} else {
+			printf("%-24s %-10s %-26s %s\n", "CAMPAIGN", "STATUS",
+			    "SCHEDULE", "SUBJECT");
+			json_array_foreach(json_object_get(doc, "campaigns"), i, o)
+				printf("%-24s %-10s %-26s %s\n",
+				    json_string_value(json_object_get(o, "name")),
+				    json_string_value(json_object_get(o, "status")),
+				    json_string_value(json_object_get(o,
+				    "schedule")), json_string_value(
+				    json_object_get(o, "subject")));
+		}
+	} else if (!strcmp(verb, "status")) {
+		snprintf(url, sizeof(url), "/api/v1/campaigns/%s/report", args[1]);
+		status = api_call(c, "GET", url, NULL, 10000, &doc);
+		if (status != 200) {
+			rc = status < 0 ? 1 : api_error(status, doc);
+		} else if (json_out) {
+			print_json(doc);
+			doc = NULL;
+		} else {
+			printf("campaign   %s\nstatus     %s\n", args[1],
+			    json_string_value(json_object_get(doc, "status")));
+			print_counts("deliveries", json_object_get(doc,
+			    "deliveries"));
+			print_counts("events", json_object_get(doc, "events"));
+		}
+	} else if (!strcmp(verb, "start") || !strcmp(verb, "pause") ||
+	    !strcmp(verb, "resume") || !strcmp(verb, "cancel")) {
+		snprintf(url, sizeof(url), "/api/v1/campaigns/%s/%s", args[1],
+		    verb);
+		status = api_call(c, "POST", url, "{}", 600000, &doc);
+		if (status != 200) {
+			rc = status < 0 ? 1 : api_error(status, doc);
+		} else if (json_out) {
+			print_json(doc);
+			doc = NULL;
+		} else if (!strcmp(verb, "start")) {
+			printf("campaign %s started: %lld recipients\n", args[1],
+			    (long long)json_integer_value(json_object_get(doc,
+			    "recipients")));
+		} else {
+			printf("campaign %s is %s\n", args[1], json_string_value(
+			    json_object_get(doc, "status")));
+		}
+	} else {
+		fprintf(stderr, "leadcast campaign: unknown action '%s'\n", verb);
+		rc = 1;
+	}
+	json_decref(doc);
+	conf_free(c);
+	return rc;
+}
+
+static int
+cmd_send_test(const char *path, char **args, int nargs, const char *to)
+{
+	struct conf *c;
+	json_t *doc = NULL, *body;
+	char url[256], *b;
+	int status, rc = 0;
+
+	if (nargs != 1 || !to) {
+		fprintf(stderr, "usage: leadcast send-test CAMPAIGN --to ADDRESS\n");
+		return 1;
+	}
+	if (!(c = load(path, 0)))
+		return 1;
+	snprintf(url, sizeof(url), "/api/v1/campaigns/%s/test", args[0]);
+	body = json_pack("{s:s}", "to", to);
+	b = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	status = api_call(c, "POST", url, b, 120000, &doc);
+	free(b);
+	if (status != 200) {
+		rc = status < 0 ? 1 : api_error(status, doc);
+		if (!json_out && doc && json_object_get(doc, "response"))
+			fprintf(stderr, "%s: %s\n", json_string_value(
+			    json_object_get(doc, "status")), json_string_value(
+			    json_object_get(doc, "response")));
+	} else if (json_out) {
+		print_json(doc);
+		doc = NULL;
+	} else {
+		printf("sent a test of %s to %s (Message-ID <%s>)\n", args[0], to,
+		    json_string_value(json_object_get(doc, "message_id")));
+	}
+	json_decref(doc);
+	conf_free(c);
+	return rc;
+}
+
+static int
+cmd_dkim_keygen(const char *path, char **args, int nargs, int ed25519,
+    const char *out)
+{
+	struct cfgfile_errors errs = { NULL, 0 };
+	struct conf *c;
+	struct buf txt = BUF_INIT;
+	char file[4096], err[512];
+	int rc;
+
+	if (nargs != 2) {
+		fprintf(stderr, "usage: leadcast dkim-keygen DOMAIN SELECTOR "
+		    "[--ed25519] [--out FILE]\n");
+		return 1;
+	}
+	if (out) {
+		snprintf(file, sizeof(file), "%s", out);
+	} else {
+		/* keys/ next to the configuration, whatever else is wrong in it */
+		c = conf_load(path, &errs);
+		cfgfile_errors_free(&errs);
+		snprintf(file, sizeof(file), "%s/keys", c ? c->dir : ".");
+		if (mkdir(file, 0700) < 0 && errno != EEXIST) {
+			fprintf(stderr, "cannot create %s: %s\n", file,
+			    strerror(errno));
+			conf_free(c);
+			return 1;
+		}
+		snprintf(file + strlen(file), sizeof(file) - strlen(file),
+		    "/%s.%s.pem", args[0], args[1]);
+		conf_free(c);
+	}
+	rc = dkim_keygen(args[0], args[1], ed25519 ? DKIM_ALG_ED25519_SHA256 :
+	    DKIM_ALG_RSA_SHA256, file, &txt, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", err);
+		buf_free(&txt);
+		return 1;
+	}
+	if (json_out) {
+		print_json(json_pack("{s:s, s:s, s:s, s:s, s:s}", "domain", args[0],
+		    "selector", args[1], "algorithm", ed25519 ? "ed25519-sha256" :
+		    "rsa-sha256", "key", file, "dns", buf_str(&txt)));
+	} else {
+		printf("wrote %s (mode 0600; make it readable by the daemon's user)"
+		    "\n\npublish this DNS record:\n\n%s\n\nthen add to "
+		    "leadcast.conf:\n\ndkim \"%s\" {\n\tselector = %s\n"
+		    "\tkey = \"%s\"\n\talgorithm = %s\n}\n", file, buf_str(&txt),
+		    args[0], args[1], file, ed25519 ? "ed25519-sha256" :
+		    "rsa-sha256");
+	}
+	buf_free(&txt);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -258,8 +505,9 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *path = NULL, *cmd;
-	int opt;
+	const char *path = NULL, *cmd, *to = NULL, *out = NULL;
+	char *args[8];
+	int opt, nargs = 0, ed25519 = 0;
 
 	while ((opt = getopt_long(argc, argv, "+c:jh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -274,13 +522,29 @@ main(int argc, char **argv)
 		return 1;
 	}
 	cmd = argv[optind++];
-	/* options may also follow the command */
+	/* the command's own words and options, in any order */
 	for (; optind < argc; optind++) {
-		if (strcmp(argv[optind], "--json") == 0) {
+		const char *a = argv[optind];
+
+		if (!strcmp(a, "--json")) {
 			json_out = 1;
+		} else if (!strcmp(a, "--ed25519")) {
+			ed25519 = 1;
+		} else if ((!strcmp(a, "--to") || !strcmp(a, "--out") ||
+		    !strcmp(a, "-c")) && optind + 1 < argc) {
+			if (!strcmp(a, "--to"))
+				to = argv[++optind];
+			else if (!strcmp(a, "--out"))
+				out = argv[++optind];
+			else
+				path = argv[++optind];
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "leadcast %s: unknown option '%s'\n", cmd, a);
+			return 1;
+		} else if (nargs < 8) {
+			args[nargs++] = argv[optind];
 		} else {
-			fprintf(stderr, "leadcast %s: unexpected argument '%s'\n",
-			    cmd, argv[optind]);
+			fprintf(stderr, "leadcast %s: too many arguments\n", cmd);
 			return 1;
 		}
 	}
@@ -293,12 +557,24 @@ main(int argc, char **argv)
 			printf("leadcast %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	if (nargs && (!strcmp(cmd, "check-config") || !strcmp(cmd, "status") ||
+	    !strcmp(cmd, "reload"))) {
+		fprintf(stderr, "leadcast %s: unexpected argument '%s'\n", cmd,
+		    args[0]);
+		return 1;
+	}
 	if (strcmp(cmd, "check-config") == 0)
 		return cmd_check_config(path);
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(path);
 	if (strcmp(cmd, "reload") == 0)
 		return cmd_reload(path);
+	if (strcmp(cmd, "campaign") == 0)
+		return cmd_campaign(path, args, nargs);
+	if (strcmp(cmd, "send-test") == 0)
+		return cmd_send_test(path, args, nargs, to);
+	if (strcmp(cmd, "dkim-keygen") == 0)
+		return cmd_dkim_keygen(path, args, nargs, ed25519, out);
 	fprintf(stderr, "leadcast: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return 1;

@@ -245,9 +245,18 @@ transport_send(struct batch *b, struct item **todo, size_t n)
 	if (mc->kind == CONF_MAILDIR) {
 		for (size_t i = 0; i < n; i++) {
 			struct item *it = todo[i];
+			struct buf full;
+			int r;
 
-			if (maildir_deliver(mc->maildir, it->out.msg.data,
-			    it->out.msg.len, NULL, 0, err, sizeof(err)) == 0) {
+			/* as a delivery agent would: the envelope sender first */
+			buf_init(&full, 0);
+			buf_printf(&full, "Return-Path: <%s>\r\n",
+			    it->out.mail_from);
+			buf_append(&full, it->out.msg.data, it->out.msg.len);
+			r = maildir_deliver(mc->maildir, full.data, full.len, NULL,
+			    0, err, sizeof(err));
+			buf_free(&full);
+			if (r == 0) {
 				it->status = "sent";
 				it->code = 250;
 				snprintf(it->text, sizeof(it->text), "delivered to "
