@@ -89,8 +89,10 @@ list_campaigns(struct httpd_req *r, void *arg)
 	l->r = r;
 	if (db_query(d->db, "SELECT c.name, c.status, (SELECT coalesce("
 	    "jsonb_object_agg(status, n), '{}') FROM (SELECT status, count(*) "
-	    "AS n FROM deliveries WHERE campaign_id = c.id AND vars IS NULL "
-	    "GROUP BY status) x)::text FROM campaigns c", 0, NULL, on_listing,
+	    "AS n FROM deliveries WHERE campaign_id = c.id AND (vars IS NULL OR "
+	    "NOT vars ? 'test') "
+	    "GROUP BY status) x)::text FROM campaigns c WHERE c.kind = "
+	    "'newsletter'", 0, NULL, on_listing,
 	    l) < 0) {
 		free(l);
 		httpd_reply_error(r, 503, NULL, "the database queue is full");

@@ -10,7 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/http.h>
+
 #include "buf.h"
+#include "log.h"
+#include "tmpl.h"
 #include "db.h"
 #include "httpd.h"
 #include "metrics.h"
@@ -103,6 +107,30 @@ reload(struct httpd_req *r, void *arg)
 		    "the configuration has errors; the running one is kept"));
 		httpd_reply_json(r, 422, doc);
 	}
+}
+
+void
+daemon_page(struct lc_daemon *d, struct httpd_req *r, int code,
+    const char *name, json_t *data)
+{
+	const struct tmpl *t = tmpl_set_get(d->conf->templates, name);
+	struct buf b;
+
+	buf_init(&b, 1024 * 1024);
+	if (!t || tmpl_render(t, data, d->conf->templates, TMPL_ESCAPE_HTML,
+	    &b) < 0) {
+		if (t)
+			log_warn("rendering %s failed", name);
+		buf_reset(&b);
+		buf_printf(&b, "<!doctype html><title>%d</title><p>%s</p>", code,
+		    code == 404 ? "This link is not valid." : "Done.");
+	}
+	json_decref(data);
+	evhttp_add_header(evhttp_request_get_output_headers(r->req),
+	    "Content-Security-Policy", "default-src 'none'; style-src "
+	    "'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
+	httpd_reply(r, code, "text/html; charset=utf-8", buf_str(&b), b.len);
+	buf_free(&b);
 }
 
 void

@@ -62,6 +62,14 @@ void core_routes_register(struct lc_daemon *d);
 void track_routes_register(struct lc_daemon *d);
 /* campaign_routes.c: /api/v1/campaigns... */
 void campaign_routes_register(struct lc_daemon *d);
+/* list_routes.c: /api/v1/lists..., /s/ confirmations. */
+void list_routes_register(struct lc_daemon *d);
+/* Create the declared lists in the database. */
+void lists_sync(struct lc_daemon *d);
+/* Render templates/pages/NAME with data (stolen) as an HTML reply. */
+struct httpd_req;
+void daemon_page(struct lc_daemon *d, struct httpd_req *r, int code,
+    const char *name, json_t *data);
 
 /* sender.c: the delivery engine. */
 typedef void sender_action_fn(void *arg, int status, json_t *doc);
@@ -77,10 +85,17 @@ void sender_node_ready(struct sender *s);
  * cb gets an HTTP status and a JSON document it owns (NULL for 204). */
 int sender_campaign_action(struct sender *s, const char *what,
     const char *name, sender_action_fn *cb, void *arg);
+/*
+ * Queue notification `name` (conf/notifications/NAME.conf) to several
+ * people at once: PostgreSQL array literals of lead ids (or NULL), email
+ * addresses and JSON template data. Sent by the engine like any delivery:
+ * durable, retried, tracked and signed.
+ */
+int sender_notify(struct sender *s, const char *name, const char *leads,
+    const char *emails, const char *vars, sender_action_fn *cb, void *arg);
 /* Compose and send one copy of campaign `name` to `to` now. */
 int sender_send_test(struct sender *s, const char *name, const char *to,
     sender_action_fn *cb, void *arg);
-/* The lead columns conditions may use, for SQL. */
-extern const struct cond_sqlmap sender_lead_map;
+
 
 #endif

@@ -249,6 +249,7 @@ daemon_reload(struct lc_daemon *d)
 	if (d->conf != d->boot)
 		conf_free(d->conf);
 	d->conf = c;
+	lists_sync(d);
 	d->reload_ok = 1;
 	metric_add(metrics_counter("leadcast_config_reloads_total",
 	    "Configuration reloads.", "result=\"ok\""), 1);
@@ -455,6 +456,8 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 	core_routes_register(d);
 	track_routes_register(d);
 	campaign_routes_register(d);
+	list_routes_register(d);
+	lists_sync(d);
 	apply_conf(d, c);
 	if (httpd_start(d->httpd) < 0) {
 		snprintf(err, sizeof(err), "cannot serve HTTP");

@@ -32,6 +32,7 @@
 #include "cond.h"
 #include "db.h"
 #include "dns.h"
+#include "lead.h"
 #include "log.h"
 #include "maildir.h"
 #include "mime.h"
@@ -196,7 +197,7 @@ spec_for(struct compose_spec *sp, struct spec_arg *sa, const struct conf *c,
 	sp->html = def->html;
 	sp->text = def->text;
 	sp->partials = c->templates;
-	sp->bulk = 1;
+	sp->bulk = !def->notification;        /* list headers: newsletters */
 	sp->track = 1;
 	sp->public_url = c->http.public_url;
 	sp->bounce_domain = c->mail.bounce_domain;
@@ -354,8 +355,12 @@ batch_work(void *arg)
 			continue;
 		}
 		if (it->campaign_id != def_id) {
+			int notify = !strncmp(it->campaign, "notify/", 7);
+
 			def_id = it->campaign_id;
-			def = campaign_find(b->conf->campaigns, it->campaign);
+			def = notify ? campaign_find(b->conf->notifications,
+			    it->campaign + 7) : campaign_find(b->conf->campaigns,
+			    it->campaign);
 			sa.campaign_id = def_id;
 			if (def)
 				spec_for(&sp, &sa, b->conf, def, def_id,
@@ -664,7 +669,7 @@ sender_claim(struct sender *s)
 	    "WITH c AS (SELECT d.id FROM deliveries d WHERE d.campaign_id = "
 	    "ANY(ARRAY(SELECT id FROM campaigns WHERE status = 'running')) "
 	    "AND d.status IN ('queued', 'deferred', 'sending') AND "
-	    "d.vars IS NULL AND "
+	    "(d.vars IS NULL OR NOT d.vars ? 'test') AND "
 	    "d.next_attempt_at <= now() AND (d.status <> 'sending' OR "
 	    "d.lease_until < now()) ORDER BY d.campaign_id, d.id LIMIT $1 "
 	    "FOR UPDATE SKIP LOCKED), "
@@ -672,9 +677,10 @@ sender_claim(struct sender *s)
 	    "now() + $2 * interval '1 millisecond', node_id = $3, attempts = "
 	    "d.attempts + 1, updated_at = now() FROM c WHERE d.id = c.id "
 	    "RETURNING d.id, d.campaign_id, d.lead_id, d.email, d.attempts, "
-	    "d.created_at) "
+	    "d.created_at, d.vars) "
 	    "SELECT u.id, u.campaign_id, cp.name, u.email, u.attempts, "
-	    "coalesce(to_jsonb(l), '{}'::jsonb)::text, "
+	    "(coalesce(to_jsonb(l), '{}'::jsonb) || coalesce(u.vars, "
+	    "'{}'::jsonb))::text, "
 	    "(EXISTS (SELECT 1 FROM suppressions x WHERE lower(x.email) = "
 	    "lower(u.email) AND (x.list_id IS NULL OR x.list_id = "
 	    "ANY(cp.list_ids))) OR (cardinality(cp.list_ids) > 0 AND NOT "
@@ -749,8 +755,9 @@ sweep(struct sender *s)
 	db_query(s->d->db, "UPDATE campaigns c SET status = 'done', "
 	    "finished_at = now() WHERE status = 'running' AND NOT EXISTS "
 	    "(SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id AND "
-	    "d.status IN ('queued', 'deferred', 'sending') AND d.vars IS "
-	    "NULL) RETURNING name",
+	    "d.status IN ('queued', 'deferred', 'sending') AND (d.vars IS "
+	    "NULL OR NOT d.vars ? 'test')) AND c.kind = 'newsletter' "
+	    "RETURNING name",
 	    0, NULL, on_finished, s);
 	db_query(s->d->db, "SELECT status, count(*) FROM deliveries WHERE "
 	    "status IN ('queued', 'deferred', 'sending') GROUP BY status", 0,
@@ -942,36 +949,6 @@ sender_free(struct sender *s)
 
 /* ---- campaign actions (API and CLI) ----------------------------------------- */
 
-/* The lead columns conditions may use, for audiences in SQL. */
-static const struct cond_sqlcol lead_cols[] = {
-	{ "email", "l.email", COND_SQL_TEXT },
-	{ "phone", "l.phone", COND_SQL_TEXT },
-	{ "first_name", "l.first_name", COND_SQL_TEXT },
-	{ "last_name", "l.last_name", COND_SQL_TEXT },
-	{ "company", "l.company", COND_SQL_TEXT },
-	{ "title", "l.title", COND_SQL_TEXT },
-	{ "country", "l.country", COND_SQL_TEXT },
-	{ "region", "l.region", COND_SQL_TEXT },
-	{ "city", "l.city", COND_SQL_TEXT },
-	{ "postal_code", "l.postal_code", COND_SQL_TEXT },
-	{ "product", "l.product", COND_SQL_TEXT },
-	{ "budget", "l.budget", COND_SQL_NUMERIC },
-	{ "timeframe", "l.timeframe", COND_SQL_TEXT },
-	{ "authority", "l.authority", COND_SQL_TEXT },
-	{ "company_size", "l.company_size", COND_SQL_NUMERIC },
-	{ "industry", "l.industry", COND_SQL_TEXT },
-	{ "language", "l.language", COND_SQL_TEXT },
-	{ "source", "l.source", COND_SQL_TEXT },
-	{ "campaign", "l.campaign", COND_SQL_TEXT },
-	{ "status", "l.status", COND_SQL_TEXT },
-	{ "score", "l.score", COND_SQL_NUMERIC },
-	{ "created_at", "l.created_at", COND_SQL_TIME },
-	{ "updated_at", "l.updated_at", COND_SQL_TIME },
-};
-const struct cond_sqlmap sender_lead_map = {
-	lead_cols, sizeof(lead_cols) / sizeof(lead_cols[0]), "l.fields"
-};
-
 struct action {
 	struct sender *s;
 	char name[CAMPAIGN_NAME_MAX + 1];
@@ -1138,7 +1115,7 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 		    "WHERE sb.lead_id = l.id AND sb.list_id = ANY(cp.list_ids) "
 		    "AND sb.status = 'confirmed') AND ");
 		if (def->audience) {
-			if (cond_to_sql(def->audience, &sender_lead_map, &env,
+			if (cond_to_sql(def->audience, &lead_sqlmap, &env,
 			    &next, &sql, &cp, err, sizeof(err)) < 0) {
 				buf_free(&sql);
 				buf_free(&lists);
@@ -1202,7 +1179,8 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 		rc = db_query(s->d->db, "SELECT c.status, c.id, "
 		    "(SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM "
 		    "(SELECT status, count(*) AS n FROM deliveries WHERE "
-		    "campaign_id = c.id AND vars IS NULL GROUP BY status) "
+		    "campaign_id = c.id AND (vars IS NULL OR NOT vars ? 'test') "
+		    "GROUP BY status) "
 		    "x)::text, "
 		    "(SELECT coalesce(jsonb_object_agg(type, n), '{}') FROM "
 		    "(SELECT type, count(*) AS n FROM events WHERE campaign_id = "
@@ -1343,5 +1321,65 @@ sender_send_test(struct sender *s, const char *name, const char *to,
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	snprintf(t->to, sizeof(t->to), "%s", to);
 	test_send(t);
+	return 0;
+}
+
+/* ---- notifications -------------------------------------------------------------- */
+
+struct notify {
+	sender_action_fn *cb;
+	void *arg;
+	struct sender *s;
+};
+
+static void
+on_notify_queued(void *arg, const PGresult *res, const char *err)
+{
+	struct notify *n = arg;
+
+	if (err) {
+		n->cb(n->arg, 500, error_doc("%s", err));
+	} else {
+		sender_kick(n->s);
+		n->cb(n->arg, 200, json_pack("{s:I}", "queued",
+		    (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+	}
+	free(n);
+}
+
+int
+sender_notify(struct sender *s, const char *name, const char *leads,
+    const char *emails, const char *vars, sender_action_fn *cb, void *arg)
+{
+	const char *p[4] = { name, leads, emails, vars };
+	struct notify *n;
+
+	if (!s->d->conf->notifications ||
+	    !campaign_find(s->d->conf->notifications, name)) {
+		cb(arg, 404, error_doc("no notification %s", name));
+		return -1;
+	}
+	if (!(n = calloc(1, sizeof(*n)))) {
+		cb(arg, 500, error_doc("out of memory"));
+		return -1;
+	}
+	n->cb = cb;
+	n->arg = arg;
+	n->s = s;
+	if (db_query(s->d->db,
+	    "WITH c AS (INSERT INTO campaigns AS c (name, kind, status, "
+	    "started_at) VALUES ('notify/' || $1, 'notification', 'running', "
+	    "now()) ON CONFLICT (name) DO UPDATE SET status = 'running' "
+	    "RETURNING id), "
+	    "ins AS (INSERT INTO deliveries (campaign_id, lead_id, email, vars) "
+	    "SELECT c.id, x.lead, x.email, x.vars FROM c, unnest($2::bigint[], "
+	    "$3::text[], $4::jsonb[]) AS x(lead, email, vars) RETURNING 1) "
+	    "SELECT count(*) FROM ins", 4, p, on_notify_queued, n) < 0) {
+		free(n);
+		cb(arg, 503, error_doc("the database queue is full"));
+		return -1;
+	}
+	db_query(s->d->db, "NOTIFY leadcast_wake, 'deliveries'", 0, NULL, NULL,
+	    NULL);
 	return 0;
 }

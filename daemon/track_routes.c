@@ -37,35 +37,10 @@ static const unsigned char pixel_gif[43] = {
 	0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b
 };
 
-/* Render pages/NAME with data into an HTML reply (steals data). */
-static void
-reply_page(struct lc_daemon *d, struct httpd_req *r, int code,
-    const char *name, json_t *data)
-{
-	const struct tmpl *t = tmpl_set_get(d->conf->templates, name);
-	struct buf b;
-
-	buf_init(&b, 1024 * 1024);
-	if (!t || tmpl_render(t, data, d->conf->templates, TMPL_ESCAPE_HTML,
-	    &b) < 0) {
-		if (t)
-			log_warn("rendering %s failed", name);
-		buf_reset(&b);
-		buf_printf(&b, "<!doctype html><title>%d</title><p>%s</p>", code,
-		    code == 404 ? "This link is not valid." : "Done.");
-	}
-	json_decref(data);
-	evhttp_add_header(evhttp_request_get_output_headers(r->req),
-	    "Content-Security-Policy", "default-src 'none'; style-src "
-	    "'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
-	httpd_reply(r, code, "text/html; charset=utf-8", buf_str(&b), b.len);
-	buf_free(&b);
-}
-
 static void
 not_found(struct lc_daemon *d, struct httpd_req *r)
 {
-	reply_page(d, r, 404, "pages/invalid_link", json_object());
+	daemon_page(d, r, 404, "pages/invalid_link", json_object());
 }
 
 /* The user agent, bounded; "" if absent. */
@@ -237,7 +212,7 @@ unsub_done(void *arg, const PGresult *res, const char *err)
 		    "unsubscribed\n", 13);
 	} else {
 		mask_email(PQgetvalue(res, 0, 0), masked, sizeof(masked));
-		reply_page(u->d, u->r, 200, u->post ? "pages/unsubscribed" :
+		daemon_page(u->d, u->r, 200, u->post ? "pages/unsubscribed" :
 		    "pages/unsubscribe", json_pack("{s:s, s:s?}", "email", masked,
 		    "list", PQgetisnull(res, 0, 1) ? NULL :
 		    PQgetvalue(res, 0, 1)));

@@ -187,7 +187,7 @@ check_address(const char *key, const char *src, const struct cfgfile_pos *at,
 
 static struct campaign_def *
 load_one(const char *path, const char *name, const struct tmpl_set *templates,
-    struct cfgfile_errors *errs)
+    int notification, struct cfgfile_errors *errs)
 {
 	struct cfgfile_tree tree;
 	struct cfgfile_pos file = { NULL, 0, 0 };
@@ -212,9 +212,20 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 	if (!*c->html_name && !*c->text_name)
 		cfgfile_error(errs, &file, "html or text: name at least one "
 		    "template");
-	if (c->lists.n == 0)
+	c->notification = notification;
+	c->lists_pos = *AT("lists");
+	c->lists_pos.file = NULL;
+	if (notification) {
+		if (c->lists.n || *c->audience_src ||
+		    strcmp(c->schedule_src, "manual") != 0)
+			cfgfile_error(errs, AT(c->lists.n ? "lists" :
+			    *c->audience_src ? "audience" : "schedule"),
+			    "notifications go to one address at a time: lists, "
+			    "audience and schedule do not apply");
+	} else if (c->lists.n == 0) {
 		cfgfile_error(errs, &file, "lists: name the list(s) to send to, "
 		    "e.g. lists = { \"newsletter\" }");
+	}
 	check_address("from", c->from_src, AT("from"), errs);
 	if (*c->reply_to_src)
 		check_address("reply_to", c->reply_to_src, AT("reply_to"), errs);
@@ -271,8 +282,8 @@ by_name(const void *a, const void *b)
 	    (*(struct campaign_def *const *)b)->name);
 }
 
-int
-campaign_load_dir(const char *dir, const struct tmpl_set *templates,
+static int
+load_dir(const char *dir, const struct tmpl_set *templates, int notification,
     struct campaign_set *out, struct cfgfile_errors *errs)
 {
 	size_t before = errs->n;
@@ -306,7 +317,7 @@ campaign_load_dir(const char *dir, const struct tmpl_set *templates,
 			continue;
 		}
 		snprintf(name, sizeof(name), "%.*s", (int)(len - 5), e->d_name);
-		if (!(c = load_one(path, name, templates, errs)))
+		if (!(c = load_one(path, name, templates, notification, errs)))
 			continue;
 		if (!(v = realloc(out->v, (out->n + 1) * sizeof(*v)))) {
 			def_free(c);
@@ -319,6 +330,20 @@ campaign_load_dir(const char *dir, const struct tmpl_set *templates,
 	if (out->n > 1)
 		qsort(out->v, out->n, sizeof(*out->v), by_name);
 	return (int)(errs->n - before);
+}
+
+int
+campaign_load_dir(const char *dir, const struct tmpl_set *templates,
+    struct campaign_set *out, struct cfgfile_errors *errs)
+{
+	return load_dir(dir, templates, 0, out, errs);
+}
+
+int
+campaign_load_notifications(const char *dir, const struct tmpl_set *templates,
+    struct campaign_set *out, struct cfgfile_errors *errs)
+{
+	return load_dir(dir, templates, 1, out, errs);
 }
 
 void

@@ -37,6 +37,8 @@ struct campaign_def {
 	const struct tmpl *html, *text; /* in the template set; either may be NULL */
 	struct cond *audience;          /* owned; NULL = everyone on the lists */
 	time_t scheduled_at;            /* 0 = started by hand */
+	int notification;               /* a notification, not a newsletter */
+	struct cfgfile_pos lists_pos;   /* file is c->file */
 };
 
 struct campaign_set {
@@ -51,6 +53,14 @@ struct campaign_set {
  */
 int campaign_load_dir(const char *dir, const struct tmpl_set *templates,
     struct campaign_set *out, struct cfgfile_errors *errs);
+/*
+ * The same for notifications (conf/notifications/NAME.conf): one-off
+ * messages to one address (confirmations, rep alerts), written like a
+ * campaign without lists, audience or schedule.
+ */
+int campaign_load_notifications(const char *dir,
+    const struct tmpl_set *templates, struct campaign_set *out,
+    struct cfgfile_errors *errs);
 void campaign_set_free(struct campaign_set *s);
 const struct campaign_def *campaign_find(const struct campaign_set *s,
     const char *name);

@@ -8,6 +8,7 @@
 #include "mime.h"
 #include "tmpl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
@@ -431,6 +432,8 @@ static const struct conf_key main_keys[] = {
 	  3600000, NULL, 0 },
 	{ "templates", CONF_PATH, C(templates_dir), "", 0, 0, NULL, 0 },
 	{ "campaigns", CONF_PATH, C(campaigns_dir), "campaigns", 0, 0, NULL, 0 },
+	{ "notifications", CONF_PATH, C(notifications_dir), "notifications", 0,
+	  0, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef C
@@ -675,6 +678,99 @@ check_mail(struct conf *c, struct cfgfile_node *mail,
 		    m->unsubscribe_mailto);
 }
 
+#define L(f) offsetof(struct conf_list, f)
+static const struct conf_key list_keys[] = {
+	{ "title", CONF_STR, L(title), "", 0, 0, NULL, 0 },
+	{ "double_optin", CONF_BOOL, L(double_optin), "false", 0, 0, NULL, 0 },
+	{ "confirm", CONF_STR, L(confirm), "confirm", 0, 0, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
+};
+#undef L
+
+/* list "newsletter" { title = "Acme News"  double_optin = true } */
+static void
+load_lists(struct conf *c, struct cfgfile_node *root,
+    struct cfgfile_errors *errs)
+{
+	for (struct cfgfile_node *n = root->child; n; n = n->next) {
+		struct conf_list *l, *v;
+		int bad = 0;
+
+		if (strcmp(n->key, "list") != 0)
+			continue;
+		n->used = 1;
+		if (n->kind != CFGFILE_SECTION || !n->title) {
+			cfgfile_error(errs, &n->pos, "write list \"NAME\" { ... }");
+			continue;
+		}
+		for (const char *p = n->title; *p; p++)
+			bad |= !(isalnum((unsigned char)*p) || *p == '-' ||
+			    *p == '_');
+		if (bad || !*n->title || strlen(n->title) > 64) {
+			cfgfile_error(errs, &n->pos, "list names use letters, "
+			    "digits, - and _ (at most 64)");
+			continue;
+		}
+		if (conf_list_find(c, n->title)) {
+			cfgfile_error(errs, &n->pos, "list %s is declared twice",
+			    n->title);
+			continue;
+		}
+		if (!(v = realloc(c->lists, (c->nlists + 1) * sizeof(*v))))
+			return;
+		c->lists = v;
+		l = &c->lists[c->nlists++];
+		memset(l, 0, sizeof(*l));
+		l->name = strdup(n->title);
+		conf_bind(list_keys, n, l, c->dir, errs);
+		conf_check_unknown(n, errs);
+		if (!*l->title) {
+			free(l->title);
+			l->title = strdup(l->name);
+		}
+	}
+}
+
+const struct conf_list *
+conf_list_find(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->nlists; i++)
+		if (strcmp(c->lists[i].name, name) == 0)
+			return &c->lists[i];
+	return NULL;
+}
+
+/* Campaigns name declared lists; double opt-in lists name a notification. */
+static void
+check_references(struct conf *c, struct cfgfile_errors *errs)
+{
+	for (size_t i = 0; c->campaigns && i < c->campaigns->n; i++) {
+		const struct campaign_def *d = c->campaigns->v[i];
+
+		for (size_t k = 0; k < d->lists.n; k++) {
+			struct cfgfile_pos p = d->lists_pos;
+
+			p.file = d->file;
+			if (!conf_list_find(c, d->lists.v[k]))
+				cfgfile_error(errs, &p, "lists: '%s' is not "
+				    "declared: add list \"%s\" { } to %s",
+				    d->lists.v[k], d->lists.v[k], c->path);
+		}
+	}
+	for (size_t i = 0; i < c->nlists; i++) {
+		const struct conf_list *l = &c->lists[i];
+
+		if (l->double_optin && (!c->notifications ||
+		    !campaign_find(c->notifications, l->confirm))) {
+			struct cfgfile_pos p = { c->path, 0, 0 };
+
+			cfgfile_error(errs, &p, "list %s: double_optin needs the "
+			    "notification '%s' (a file %s.conf in %s)", l->name,
+			    l->confirm, l->confirm, c->notifications_dir);
+		}
+	}
+}
+
 /* dkim "example.com" { selector = s1  key = "keys/s1.pem" } */
 static void
 load_dkim(struct conf *c, struct cfgfile_node *root,
@@ -778,6 +874,7 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 		conf_check_unknown(mail, errs);
 	check_mail(c, mail, errs);
 	load_dkim(c, tree.root, errs);
+	load_lists(c, tree.root, errs);
 	conf_check_unknown(tree.root, errs);
 
 	if (!c->templates_dir[0]) {
@@ -804,6 +901,12 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 		    sizeof(*c->campaigns))) != NULL)
 			campaign_load_dir(c->campaigns_dir, c->templates,
 			    c->campaigns, errs);
+		if (errs->n == before && (c->notifications = calloc(1,
+		    sizeof(*c->notifications))) != NULL)
+			campaign_load_notifications(c->notifications_dir,
+			    c->templates, c->notifications, errs);
+		if (errs->n == before)
+			check_references(c, errs);
 	}
 	if (!c->pid_file || !c->admin_token_file) {
 		struct cfgfile_pos p = { c->path, 0, 0 };
@@ -842,6 +945,15 @@ conf_unref(struct conf *c)
 		campaign_set_free(c->campaigns);
 		free(c->campaigns);
 	}
+	if (c->notifications) {
+		campaign_set_free(c->notifications);
+		free(c->notifications);
+	}
+	for (size_t i = 0; i < c->nlists; i++) {
+		conf_unbind(list_keys, &c->lists[i]);
+		free(c->lists[i].name);
+	}
+	free(c->lists);
 	conf_unbind(main_keys, c);
 	if (c->templates)
 		tmpl_set_free(c->templates);

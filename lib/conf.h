@@ -62,6 +62,14 @@ struct conf_mail {
 	char *smtp_password;            /* read from smtp_password_file */
 };
 
+/* list "NAME" { title = ...  double_optin = ...  confirm = ... } */
+struct conf_list {
+	char *name;
+	char *title;                    /* shown to subscribers */
+	int double_optin;               /* new subscribers confirm by email */
+	char *confirm;                  /* the notification that asks them */
+};
+
 struct conf {
 	char *path;                     /* absolute path of the main file */
 	char *dir;                      /* its directory */
@@ -80,10 +88,14 @@ struct conf {
 	char *templates_dir;
 	struct conf_http http;
 	char *campaigns_dir;
+	char *notifications_dir;
 	struct conf_mail mail;
+	struct conf_list *lists;
+	size_t nlists;
 	struct tmpl_set *templates;     /* every template, compiled */
 	struct dkim_keys *dkim;         /* signing keys, parsed once */
 	struct campaign_set *campaigns; /* conf/campaigns/NAME.conf */
+	struct campaign_set *notifications; /* conf/notifications/NAME.conf */
 	int refs;                       /* conf_ref/conf_unref (atomic) */
 };
 
@@ -110,6 +122,9 @@ const char *conf_default_path(void);
  */
 int conf_restart_needed(const struct conf *a, const struct conf *b, char *out,
     size_t n);
+
+/* The declared list called name, or NULL. */
+const struct conf_list *conf_list_find(const struct conf *c, const char *name);
 
 /* Is this an embedded-database configuration? */
 int conf_db_embedded(const struct conf *c);

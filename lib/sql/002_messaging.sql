@@ -39,6 +39,7 @@ CREATE TABLE leads (
 CREATE UNIQUE INDEX leads_email ON leads (lower(email)) WHERE email IS NOT NULL;
 CREATE INDEX leads_phone ON leads (phone) WHERE phone IS NOT NULL;
 
+-- Lists are declared in the configuration; rows are made at start.
 CREATE TABLE lists (
 	id            serial PRIMARY KEY,
 	name          text NOT NULL UNIQUE,
@@ -113,9 +114,12 @@ CREATE TABLE deliveries (
 	vars             jsonb,
 	created_at       timestamptz NOT NULL DEFAULT now(),
 	sent_at          timestamptz,
-	updated_at       timestamptz NOT NULL DEFAULT now(),
-	UNIQUE (campaign_id, lead_id)
+	updated_at       timestamptz NOT NULL DEFAULT now()
 );
+-- A newsletter reaches a lead once. Notifications and test copies carry
+-- vars (their template data) and may repeat.
+CREATE UNIQUE INDEX deliveries_once ON deliveries (campaign_id, lead_id)
+	WHERE vars IS NULL;
 CREATE INDEX deliveries_due ON deliveries (campaign_id, id)
 	WHERE status IN ('queued', 'deferred', 'sending');
 CREATE INDEX deliveries_message_id ON deliveries (message_id)
