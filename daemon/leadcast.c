@@ -19,8 +19,9 @@
 #include "conf.h"
 #include "dkim.h"
 #include "config.h"
+#include "cli.h"
 
-static int json_out;
+int json_out;
 
 static void
 usage(FILE *f)
@@ -35,6 +36,9 @@ usage(FILE *f)
 	    "  campaign list           campaigns and their state\n"
 	    "  campaign start|pause|resume|cancel|status NAME\n"
 	    "  send-test NAME --to ADDRESS   one copy of a campaign, now\n"
+	    "  subscribers import FILE.csv --list LIST [--unconfirmed]\n"
+	    "                          [--map 'Column=field,...']\n"
+	    "  subscribers export --list LIST [--status S] [--out FILE.csv]\n"
 	    "  dkim-keygen DOMAIN SELECTOR [--ed25519] [--out FILE]\n"
 	    "                          make a DKIM key, print its DNS record "
 	    "(offline)\n"
@@ -44,7 +48,7 @@ usage(FILE *f)
 	    "  --json         machine-readable output\n", conf_default_path());
 }
 
-static void
+void
 print_json(json_t *doc)
 {
 	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -55,13 +59,12 @@ print_json(json_t *doc)
 	}
 }
 
-static struct conf *
-load(const char *path, int quiet_ok)
+struct conf *
+cli_load(const char *path)
 {
 	struct cfgfile_errors errs = { NULL, 0 };
 	struct conf *c = conf_load(path, &errs);
 
-	(void)quiet_ok;
 	if (!c) {
 		if (json_out) {
 			json_t *a = json_array();
@@ -84,7 +87,7 @@ load(const char *path, int quiet_ok)
 static int
 cmd_check_config(const char *path)
 {
-	struct conf *c = load(path, 0);
+	struct conf *c = cli_load(path);
 
 	if (!c)
 		return 1;
@@ -100,7 +103,7 @@ cmd_check_config(const char *path)
 static int
 cmd_status(const char *path)
 {
-	struct conf *c = load(path, 0);
+	struct conf *c = cli_load(path);
 	struct apiclient_resp r;
 	json_t *doc;
 	int rc;
@@ -203,7 +206,7 @@ reload_by_signal(const struct conf *c, const char *token,
 static int
 cmd_reload(const char *path)
 {
-	struct conf *c = load(path, 0);
+	struct conf *c = cli_load(path);
 	struct apiclient_resp r;
 	char token[512], err[512];
 	json_t *doc;
@@ -266,7 +269,7 @@ cmd_reload(const char *path)
  * Call the admin API with the configuration's token. Returns the HTTP
  * status (the parsed body in *doc, caller frees) or -1 (message printed).
  */
-static int
+int
 api_call(const struct conf *c, const char *method, const char *path,
     const char *body, long timeout_ms, json_t **doc)
 {
@@ -293,7 +296,7 @@ api_call(const struct conf *c, const char *method, const char *path,
 }
 
 /* Print an API error document's message; returns 1. */
-static int
+int
 api_error(int status, json_t *doc)
 {
 	json_t *e = json_object_get(doc, "error");
@@ -339,7 +342,7 @@ cmd_campaign(const char *path, char **args, int nargs)
 		    "NAME\n");
 		return 1;
 	}
-	if (!(c = load(path, 0)))
+	if (!(c = cli_load(path)))
 		return 1;
 	if (!strcmp(verb, "list")) {
 		size_t i;
@@ -416,7 +419,7 @@ cmd_send_test(const char *path, char **args, int nargs, const char *to)
 		fprintf(stderr, "usage: leadcast send-test CAMPAIGN --to ADDRESS\n");
 		return 1;
 	}
-	if (!(c = load(path, 0)))
+	if (!(c = cli_load(path)))
 		return 1;
 	snprintf(url, sizeof(url), "/api/v1/campaigns/%s/test", args[0]);
 	body = json_pack("{s:s}", "to", to);
@@ -506,6 +509,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *path = NULL, *cmd, *to = NULL, *out = NULL;
+	struct cli_sub_opts sub = { NULL, NULL, NULL, NULL, 0 };
 	char *args[8];
 	int opt, nargs = 0, ed25519 = 0;
 
@@ -530,12 +534,22 @@ main(int argc, char **argv)
 			json_out = 1;
 		} else if (!strcmp(a, "--ed25519")) {
 			ed25519 = 1;
+		} else if (!strcmp(a, "--unconfirmed")) {
+			sub.unconfirmed = 1;
 		} else if ((!strcmp(a, "--to") || !strcmp(a, "--out") ||
-		    !strcmp(a, "-c")) && optind + 1 < argc) {
+		    !strcmp(a, "-c") || !strcmp(a, "--list") ||
+		    !strcmp(a, "--map") || !strcmp(a, "--status")) &&
+		    optind + 1 < argc) {
 			if (!strcmp(a, "--to"))
 				to = argv[++optind];
 			else if (!strcmp(a, "--out"))
-				out = argv[++optind];
+				out = sub.out = argv[++optind];
+			else if (!strcmp(a, "--list"))
+				sub.list = argv[++optind];
+			else if (!strcmp(a, "--map"))
+				sub.map = argv[++optind];
+			else if (!strcmp(a, "--status"))
+				sub.status = argv[++optind];
 			else
 				path = argv[++optind];
 		} else if (a[0] == '-' && a[1]) {
@@ -575,6 +589,8 @@ main(int argc, char **argv)
 		return cmd_send_test(path, args, nargs, to);
 	if (strcmp(cmd, "dkim-keygen") == 0)
 		return cmd_dkim_keygen(path, args, nargs, ed25519, out);
+	if (strcmp(cmd, "subscribers") == 0)
+		return cli_subscribers(path, args, nargs, &sub);
 	fprintf(stderr, "leadcast: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return 1;

@@ -225,9 +225,10 @@ upsert(struct subreq *q, json_t *rows, const char *status, int own)
 static const char *
 initial_status(const struct conf_list *l, const char *asked)
 {
-	if (asked && (!strcmp(asked, "confirmed") ||
-	    !strcmp(asked, "unconfirmed")))
-		return asked;
+	if (asked && !strcmp(asked, "confirmed"))
+		return "confirmed";
+	if (asked && !strcmp(asked, "unconfirmed"))
+		return "unconfirmed";
 	return l->double_optin ? "unconfirmed" : "confirmed";
 }
 
@@ -249,7 +250,7 @@ subscribe(struct lc_daemon *d, struct httpd_req *r, const char *list)
 		httpd_reply_error(r, 400, "status", "confirmed or unconfirmed");
 		return;
 	}
-	status = initial_status(l, status);
+	status = initial_status(l, status);     /* static strings */
 	json_object_del(body, "status");
 	if (!json_object_get(body, "email")) {
 		json_decref(body);
@@ -306,8 +307,9 @@ import(struct lc_daemon *d, struct httpd_req *r, const char *list)
 		return;
 	}
 	/* imported contacts gave their consent elsewhere: confirmed unless
-	 * the import says otherwise */
-	status = status ? status : "confirmed";
+	 * the import says otherwise (a static string: body goes soon) */
+	status = status && !strcmp(status, "unconfirmed") ? "unconfirmed" :
+	    "confirmed";
 	(void)l;
 	rows = json_array();
 	errors = json_array();
