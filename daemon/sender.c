@@ -287,8 +287,8 @@ transport_send(struct batch *b, struct item **todo, size_t n)
 			mc->smtp_host, mc->smtp_port,
 			!strcmp(mc->tls, "required") ? SMTP_TLS_REQUIRED :
 			!strcmp(mc->tls, "none") ? SMTP_TLS_NONE :
-			SMTP_TLS_OPPORTUNISTIC,
-			NULL, *mc->smtp_user ? mc->smtp_user : NULL,
+			SMTP_TLS_OPPORTUNISTIC, mc->tls_verify, mc->ssl_ctx,
+			*mc->smtp_user ? mc->smtp_user : NULL,
 			mc->smtp_password, *mc->helo ? mc->helo : NULL,
 			mc->timeout_ms
 		};
@@ -313,10 +313,13 @@ transport_send(struct batch *b, struct item **todo, size_t n)
 				    err);
 			}
 			for (int h = 0; h < nmx; h++) {
+				/* MX hosts: opportunistic, unverified TLS
+				 * (there is no name to check without DANE) */
 				struct smtp_relay r = { mx[h].host, 25,
 				    !strcmp(mc->tls, "none") ? SMTP_TLS_NONE :
-				    SMTP_TLS_OPPORTUNISTIC, NULL, NULL, NULL,
-				    *mc->helo ? mc->helo : NULL, mc->timeout_ms };
+				    SMTP_TLS_OPPORTUNISTIC, 0, mc->ssl_ctx, NULL,
+				    NULL, *mc->helo ? mc->helo : NULL,
+				    mc->timeout_ms };
 
 				smtp_send(&r, &msgs[i], 1);
 				if (msgs[i].outcome != SMTP_DEFERRED)

@@ -732,6 +732,8 @@ cond_localtime(const char *tz, time_t t, struct tm *tm, long *utoff)
 	int dst = 0, m, d;
 	int64_t local, days, secs, y;
 
+	if (t < -100000000000000LL || t > 100000000000000LL)
+		return -1;
 	if (tz && strcmp(tz, "UTC") != 0) {
 		if (!(z = zone_get(tz, &tmp))) {
 			zone_free(tmp);
@@ -779,13 +781,14 @@ cond_tz_check(const char *tz, char *err, size_t n)
  * can act as regex syntax.
  */
 
-/* The code point of the pattern element at p (a \ escapes), its length. */
+/* The code point of the pattern element at p (a \ escapes), its length.
+ * The pattern is NUL-terminated and utf8_dec stops at the NUL. */
 static size_t
 glob_cp(const char *p, uint32_t *cp)
 {
 	if (*p == '\\')
-		return 1 + cp_at(p + 1, strlen(p + 1), cp);
-	return cp_at(p, strlen(p), cp);
+		return 1 + cp_at(p + 1, 4, cp);
+	return cp_at(p, 4, cp);
 }
 
 /* The set at p (after '['): *hit says whether c is in it. Returns the byte
@@ -911,7 +914,8 @@ glob_regex(struct buf *re, const char *p)
 	while (*p) {
 		if (*p == '*') {
 			buf_puts(re, ".*");
-			p++;
+			while (*p == '*')
+				p++;
 		} else if (*p == '?') {
 			buf_putc(re, '.');
 			p++;
@@ -2017,7 +2021,7 @@ param(struct sqlx *x, const char *fmt, ...)
 	char **nv;
 	int r;
 
-	if (x->next >= PARAM_MAX)
+	if (x->next > PARAM_MAX)
 		return sqlerr(x, "too many SQL parameters");
 	if (pr->n == pr->cap) {
 		size_t ncap = pr->cap ? pr->cap * 2 : 16;

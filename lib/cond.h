@@ -54,16 +54,20 @@
  *     case-insensitive substring test; on a JSON array it is true when some
  *     string element equals the value (case-insensitively).
  *   - `matches` is a case-insensitive glob over the whole string: * any run,
- *     ? one character, [abc] [a-z] [!abc] (or [^abc]) a set, \x a literal x.
+ *     ? one character (code point), [abc] [a-z] [!abc] (or [^abc]) a set,
+ *     \x a literal x (in a condition string that is "\\x", or use [*]).
  *   - A number against a string: the string is converted when it is a plain
  *     decimal number (-?D+(.D+)?(e[+-]?D{1,2})?, at most 30 digits each
  *     side of the point, no spaces), else the comparison is false.
  *   - A time value (now, now - 7d, a TIME literal) against a field: the
  *     field is a time when it holds a number (epoch seconds) or a string in
- *     the TIME form (a date alone is 00:00 UTC; without an offset, UTC).
+ *     the TIME form, where a space may stand for the T. A date alone is
+ *     00:00 UTC, a time without an offset is UTC, seconds may have up to 9
+ *     decimals, and days past a month's end roll over (02-30 is 03-01).
  *   - `now - FIELD op DURATION` is rewritten `FIELD op' now - DURATION`.
  *   - `x in [a, b]` is `x == a or x == b`.
- *   - `weekday` orders mon < tue < ... < sun.
+ *   - `hour` is a whole number 0-23 and `weekday` a day name (mon .. sun,
+ *     ordered so); both take == != < <= > >= and in.
  *
  * Limits: COND_MAX_SRC bytes of source, COND_MAX_DEPTH nested parentheses
  * or `not`, COND_MAX_LIST list items.
@@ -71,7 +75,10 @@
  * Thread safety: a struct cond is immutable; cond_eval and cond_to_sql may
  * run on it from several threads at once. Local time is computed from the
  * tz database files read and cached by this module (under a mutex, loaded
- * once per zone), never through setenv("TZ")/tzset/localtime.
+ * once per zone and process: a tzdata upgrade needs a restart), never
+ * through setenv("TZ")/tzset/localtime. A zone name must be a file under
+ * the tz directory ("America/Detroit", "UTC"); POSIX TZ strings are not
+ * accepted. LC_NUMERIC must be "C" (numbers use strtod and printf).
  */
 #ifndef LEADCAST_COND_H
 #define LEADCAST_COND_H
@@ -141,7 +148,8 @@ int cond_tz_check(const char *tz, char *err, size_t n);
 /*
  * Thread-safe localtime: fill *tm (tm_year .. tm_isdst; not tm_gmtoff or
  * tm_zone) for t in zone tz (NULL = UTC), and *utoff (may be NULL) with
- * the offset from UTC in seconds. Returns 0, or -1 for an unknown zone.
+ * the offset from UTC in seconds. Returns 0, or -1 for an unknown zone
+ * (or t beyond 3 million years).
  */
 int cond_localtime(const char *tz, time_t t, struct tm *tm, long *utoff);
 

@@ -8,6 +8,8 @@
 #include "mime.h"
 #include "tmpl.h"
 
+#include <openssl/ssl.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -460,6 +462,8 @@ static const char *const tls_modes[] = { "required", "opportunistic", "none",
 static const struct conf_key mail_keys[] = {
 	{ "transport", CONF_STR, M(transport), "", 0, 0, NULL, 0 },
 	{ "tls", CONF_ENUM, M(tls), "opportunistic", 0, 0, tls_modes, 0 },
+	{ "tls_ca_file", CONF_PATH, M(tls_ca_file), "", 0, 0, NULL, 0 },
+	{ "tls_verify", CONF_BOOL, M(tls_verify), "true", 0, 0, NULL, 0 },
 	{ "smtp_user", CONF_STR, M(smtp_user), "", 0, 0, NULL, 0 },
 	{ "smtp_password_file", CONF_PATH, M(smtp_password_file), "", 0, 0,
 	  NULL, 0 },
@@ -664,6 +668,19 @@ check_mail(struct conf *c, struct cfgfile_node *mail,
 		    sizeof(err))))
 			cfgfile_error(errs, at_key(mail, "smtp_password_file",
 			    &file), "smtp_password_file: %s", err);
+	}
+	/* one TLS context for all sessions: TLS 1.2 or later, these CAs */
+	if ((m->ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    !SSL_CTX_set_min_proto_version(m->ssl_ctx, TLS1_2_VERSION)) {
+		cfgfile_error(errs, at, "cannot set up TLS");
+	} else if (m->tls_ca_file[0]) {
+		if (SSL_CTX_load_verify_locations(m->ssl_ctx, m->tls_ca_file,
+		    NULL) != 1)
+			cfgfile_error(errs, at_key(mail, "tls_ca_file", &file),
+			    "tls_ca_file: cannot load CA certificates from %s",
+			    m->tls_ca_file);
+	} else {
+		SSL_CTX_set_default_verify_paths(m->ssl_ctx);
 	}
 	if (m->smtp_user[0] && !m->smtp_password)
 		cfgfile_error(errs, at_key(mail, "smtp_user", &file), "smtp_user "
@@ -935,6 +952,7 @@ conf_unref(struct conf *c)
 	conf_unbind(http_keys, &c->http);
 	conf_unbind(mail_keys, &c->mail);
 	free(c->mail.maildir);
+	SSL_CTX_free(c->mail.ssl_ctx);
 	free(c->mail.smtp_host);
 	if (c->mail.smtp_password)
 		explicit_bzero(c->mail.smtp_password,

@@ -39,6 +39,8 @@ enum conf_transport { CONF_MAILDIR, CONF_SMTP, CONF_MX };
 struct conf_mail {
 	char *transport;                /* as written */
 	char *tls;                      /* required | opportunistic | none */
+	char *tls_ca_file;              /* CAs trusted for the relay; "" = system */
+	int tls_verify;                 /* relay: refuse unverified certificates */
 	char *smtp_user;
 	char *smtp_password_file;
 	char *helo;
@@ -60,6 +62,7 @@ struct conf_mail {
 	char *smtp_host;                /* CONF_SMTP */
 	int smtp_port;
 	char *smtp_password;            /* read from smtp_password_file */
+	struct ssl_ctx_st *ssl_ctx;     /* shared by every SMTP session */
 };
 
 /* list "NAME" { title = ...  double_optin = ...  confirm = ... } */

@@ -5,6 +5,7 @@
 
 #include <auth-client.h>
 #include <libesmtp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,35 @@ message_cb(void **ctx, int *len, void *arg)
 	m->sent = 1;
 	*len = (int)m->len;
 	return m->data;
+}
+
+/* libesmtp asks what to do about a certificate that did not verify, or
+ * whose name does not match: refuse when verifying, else carry on (the
+ * session is still encrypted; opportunistic TLS as MTAs do it). */
+static void
+event_cb(smtp_session_t s, int event, void *arg, ...)
+{
+	const struct smtp_relay *r = arg;
+	va_list ap;
+	int *ok;
+
+	(void)s;
+	va_start(ap, arg);
+	switch (event) {
+	case SMTP_EV_INVALID_PEER_CERTIFICATE:
+		(void)va_arg(ap, long);
+		ok = va_arg(ap, int *);
+		*ok = !r->tls_verify;
+		break;
+	case SMTP_EV_NO_PEER_CERTIFICATE:
+	case SMTP_EV_WRONG_PEER_CERTIFICATE:
+		ok = va_arg(ap, int *);
+		*ok = !r->tls_verify;
+		break;
+	default:
+		break;
+	}
+	va_end(ap);
 }
 
 struct authinfo {
@@ -119,6 +149,7 @@ smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n)
 	}
 	if (r->ssl_ctx)
 		smtp_starttls_set_ctx(s, r->ssl_ctx);
+	smtp_set_eventcb(s, event_cb, (void *)r);
 	smtp_starttls_enable(s, r->tls == SMTP_TLS_REQUIRED ? Starttls_REQUIRED :
 	    r->tls == SMTP_TLS_OPPORTUNISTIC ? Starttls_ENABLED :
 	    Starttls_DISABLED);

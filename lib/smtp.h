@@ -21,7 +21,8 @@ struct smtp_relay {
 	const char *host;
 	int port;
 	enum smtp_tls tls;
-	SSL_CTX *ssl_ctx;               /* NULL: libesmtp's own */
+	int tls_verify;                 /* refuse a certificate that fails */
+	SSL_CTX *ssl_ctx;               /* shared, with the trusted CAs */
 	const char *user;               /* NULL: no AUTH */
 	const char *password;
 	const char *helo;               /* NULL: the host name */
