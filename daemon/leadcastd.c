@@ -24,6 +24,7 @@
 
 #include "db.h"
 #include "httpd.h"
+#include "dns.h"
 #include "log.h"
 #include "maildir.h"
 #include "smtp.h"
@@ -211,6 +212,7 @@ apply_conf(struct lc_daemon *d, const struct conf *c)
 	httpd_set_limits(d->httpd, c->http.max_body_size,
 	    c->http.max_header_size, c->http.timeout_ms);
 	httpd_set_token(d->httpd, d->admin_token);
+	dns_set_nameserver(c->mail.nameserver);
 }
 
 int

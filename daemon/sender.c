@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 #include "buf.h"
@@ -65,6 +66,8 @@ struct sender {
 	struct timespec last_refill;
 	pthread_mutex_t links_lock;
 	struct link *links[LINK_BUCKETS];
+	pthread_mutex_t domains_lock;
+	struct domain *domains[1024];
 	struct metric *m_sent, *m_deferred, *m_failed, *m_suppressed;
 	long long queued, deferred_now, sending;
 	long long sent_prev;
@@ -139,6 +142,7 @@ struct item {
 	int code, hard;
 	char smtp_status[16];
 	char text[300];
+	long retry_s;                   /* deferred: retry after this, if set */
 	struct compose_out out;
 };
 
@@ -233,6 +237,190 @@ set_result(struct item *it, const struct smtp_msg *m)
 	it->hard = m->outcome == SMTP_FAILED && is_hard(m->code, m->status);
 }
 
+/* ---- per-domain limits (mx transport) ------------------------------------------ */
+
+struct domain {
+	char name[256];
+	int sessions;                   /* open now */
+	double tokens;                  /* messages it may take now */
+	struct timespec refill;
+	struct domain *next;
+};
+
+#define DOMAIN_BUCKETS 1024
+
+static struct domain *
+domain_get(struct sender *s, const char *name)
+{
+	unsigned h = (unsigned)link_hash(0, name) % DOMAIN_BUCKETS;
+	struct domain *d;
+
+	for (d = s->domains[h]; d; d = d->next)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	if (!(d = calloc(1, sizeof(*d))))
+		return NULL;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	clock_gettime(CLOCK_MONOTONIC, &d->refill);
+	d->tokens = -1;                 /* full on first use */
+	d->next = s->domains[h];
+	s->domains[h] = d;
+	return d;
+}
+
+/*
+ * Take a session to domain and up to want messages' worth of its rate.
+ * Returns how many messages may go now (0: wait); *wait_s says how long.
+ */
+static size_t
+domain_acquire(struct sender *s, const struct conf_mail *mc, const char *name,
+    size_t want, long *wait_s)
+{
+	struct domain *d;
+	struct timespec now;
+	size_t n = want;
+
+	*wait_s = 30;
+	pthread_mutex_lock(&s->domains_lock);
+	if (!(d = domain_get(s, name)) || d->sessions >= mc->domain_connections) {
+		pthread_mutex_unlock(&s->domains_lock);
+		return 0;
+	}
+	if (mc->domain_rate > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (d->tokens < 0)
+			d->tokens = (double)mc->domain_rate;
+		d->tokens += ((double)(now.tv_sec - d->refill.tv_sec) +
+		    (double)(now.tv_nsec - d->refill.tv_nsec) / 1e9) *
+		    (double)mc->domain_rate;
+		if (d->tokens > (double)mc->domain_rate)
+			d->tokens = (double)mc->domain_rate;
+		d->refill = now;
+		if (d->tokens < (double)n)
+			n = (size_t)d->tokens;
+		if (n == 0) {
+			*wait_s = 1;
+			pthread_mutex_unlock(&s->domains_lock);
+			return 0;
+		}
+		d->tokens -= (double)n;
+		*wait_s = (long)((double)(want - n) / (double)mc->domain_rate) + 1;
+	}
+	d->sessions++;
+	pthread_mutex_unlock(&s->domains_lock);
+	return n;
+}
+
+static void
+domain_release(struct sender *s, const char *name)
+{
+	struct domain *d;
+
+	pthread_mutex_lock(&s->domains_lock);
+	if ((d = domain_get(s, name)) != NULL && d->sessions > 0)
+		d->sessions--;
+	pthread_mutex_unlock(&s->domains_lock);
+}
+
+static const char *
+domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : addr;
+}
+
+static int
+by_domain(const void *a, const void *b)
+{
+	const struct item *x = *(struct item *const *)a;
+	const struct item *y = *(struct item *const *)b;
+	int c = strcasecmp(domain_of(x->email), domain_of(y->email));
+
+	return c ? c : (x->id > y->id) - (x->id < y->id);
+}
+
+/*
+ * mx: the messages of one recipient domain go in one session to its best
+ * MX host that answers, within the domain's session and rate limits; what
+ * does not fit now is deferred briefly.
+ */
+static void
+mx_send(struct batch *b, struct item **todo, struct smtp_msg *unused,
+    size_t n)
+{
+	const struct conf_mail *mc = &b->conf->mail;
+	struct smtp_msg *msgs = calloc(n, sizeof(*msgs));
+	char err[300];
+
+	(void)unused;
+	if (!msgs) {
+		for (size_t i = 0; i < n; i++)
+			todo[i]->status = "deferred";
+		return;
+	}
+	qsort(todo, n, sizeof(*todo), by_domain);
+	for (size_t i = 0; i < n; ) {
+		const char *dom = domain_of(todo[i]->email);
+		struct dns_mx mx[16];
+		size_t k = i, go;
+		long wait_s;
+		int nmx;
+
+		while (k < n && !strcasecmp(domain_of(todo[k]->email), dom))
+			k++;
+		for (size_t j = i; j < k; j++) {
+			memset(&msgs[j], 0, sizeof(msgs[j]));
+			msgs[j].mail_from = todo[j]->out.mail_from;
+			msgs[j].rcpt = todo[j]->email;
+			msgs[j].data = todo[j]->out.msg.data;
+			msgs[j].len = todo[j]->out.msg.len;
+		}
+		go = domain_acquire(b->s, mc, dom, k - i, &wait_s);
+		for (size_t j = i + go; j < k; j++) {
+			todo[j]->status = "deferred";
+			todo[j]->retry_s = wait_s;
+			snprintf(todo[j]->text, sizeof(todo[j]->text), "throttled: "
+			    "%s is at its session or rate limit", dom);
+		}
+		if (go == 0) {
+			i = k;
+			continue;
+		}
+		nmx = dns_mx(dom, mx, 16, err, sizeof(err));
+		for (size_t j = i; j < i + go; j++) {
+			if (nmx > 0)
+				continue;
+			msgs[j].outcome = nmx == 0 ? SMTP_FAILED : SMTP_DEFERRED;
+			msgs[j].code = nmx == 0 ? 550 : 0;
+			snprintf(msgs[j].status, sizeof(msgs[j].status), "%s",
+			    nmx == 0 ? "5.1.2" : "4.4.3");
+			snprintf(msgs[j].text, sizeof(msgs[j].text), "%.250s", err);
+		}
+		for (int h = 0; h < nmx; h++) {
+			/* MX hosts: opportunistic, unverified TLS (there is no
+			 * name to check without DANE or MTA-STS) */
+			struct smtp_relay r = { mx[h].host, mc->mx_port,
+			    !strcmp(mc->tls, "none") ? SMTP_TLS_NONE :
+			    SMTP_TLS_OPPORTUNISTIC, 0, mc->ssl_ctx, NULL, NULL,
+			    *mc->helo ? mc->helo : NULL, mc->timeout_ms };
+			int again = 0;
+
+			smtp_send(&r, &msgs[i], go);
+			/* the next host only if this one never answered */
+			for (size_t j = i; j < i + go; j++)
+				again |= msgs[j].code == 0;
+			if (!again)
+				break;
+		}
+		domain_release(b->s, dom);
+		for (size_t j = i; j < i + go; j++)
+			set_result(todo[j], &msgs[j]);
+		i = k;
+	}
+	free(msgs);
+}
+
 /* Deliver composed items by the configured transport (worker thread). */
 static void
 transport_send(struct batch *b, struct item **todo, size_t n)
@@ -297,36 +485,7 @@ transport_send(struct batch *b, struct item **todo, size_t n)
 		for (size_t i = 0; i < n; i++)
 			set_result(todo[i], &msgs[i]);
 	} else {
-		/* mx: one recipient domain at a time, its hosts in order */
-		for (size_t i = 0; i < n; i++) {
-			struct dns_mx mx[16];
-			const char *dom = strrchr(todo[i]->email, '@') + 1;
-			int nmx = dns_mx(dom, mx, 16, err, sizeof(err));
-
-			if (nmx <= 0) {
-				msgs[i].outcome = nmx == 0 ? SMTP_FAILED :
-				    SMTP_DEFERRED;
-				msgs[i].code = nmx == 0 ? 550 : 0;
-				snprintf(msgs[i].status, sizeof(msgs[i].status),
-				    "%s", nmx == 0 ? "5.1.2" : "4.4.3");
-				snprintf(msgs[i].text, sizeof(msgs[i].text), "%.250s",
-				    err);
-			}
-			for (int h = 0; h < nmx; h++) {
-				/* MX hosts: opportunistic, unverified TLS
-				 * (there is no name to check without DANE) */
-				struct smtp_relay r = { mx[h].host, 25,
-				    !strcmp(mc->tls, "none") ? SMTP_TLS_NONE :
-				    SMTP_TLS_OPPORTUNISTIC, 0, mc->ssl_ctx, NULL,
-				    NULL, *mc->helo ? mc->helo : NULL,
-				    mc->timeout_ms };
-
-				smtp_send(&r, &msgs[i], 1);
-				if (msgs[i].outcome != SMTP_DEFERRED)
-					break;
-			}
-			set_result(todo[i], &msgs[i]);
-		}
+		mx_send(b, todo, msgs, n);
 	}
 	free(msgs);
 }
@@ -474,7 +633,10 @@ batch_done(void *arg)
 
 		if (!it->status)
 			it->status = "queued";
-		if (strcmp(it->status, "deferred") == 0) {
+		if (strcmp(it->status, "deferred") == 0 && it->retry_s > 0) {
+			delay = it->retry_s;    /* throttled, not failed: */
+			it->attempts = 0;       /* not an attempt */
+		} else if (strcmp(it->status, "deferred") == 0) {
 			delay = (mc->retry_base_ms / 1000) << (it->attempts > 12 ?
 			    12 : it->attempts - 1 < 0 ? 0 : it->attempts - 1);
 			if (delay > MAX_DELAY_S)
@@ -905,6 +1067,7 @@ sender_new(struct lc_daemon *d)
 		return NULL;
 	s->d = d;
 	pthread_mutex_init(&s->links_lock, NULL);
+	pthread_mutex_init(&s->domains_lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &s->last_refill);
 	s->m_sent = metrics_counter("leadcast_deliveries_total", "Delivery "
 	    "attempts finished by this node, by outcome.", "status=\"sent\"");
@@ -944,6 +1107,14 @@ sender_free(struct sender *s)
 			free(l);
 		}
 	pthread_mutex_destroy(&s->links_lock);
+	for (size_t i = 0; i < 1024; i++)
+		while (s->domains[i]) {
+			struct domain *d = s->domains[i];
+
+			s->domains[i] = d->next;
+			free(d);
+		}
+	pthread_mutex_destroy(&s->domains_lock);
 	for (size_t i = 0; i < s->nsched_done; i++)
 		free(s->sched_done[i]);
 	free(s->sched_done);

@@ -10,6 +10,7 @@
 
 #include <openssl/ssl.h>
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -484,6 +485,9 @@ static const struct conf_key mail_keys[] = {
 	{ "connections", CONF_INT, M(connections), "4", 1, 256, NULL, 0 },
 	{ "domain_connections", CONF_INT, M(domain_connections), "2", 1, 64,
 	  NULL, 0 },
+	{ "domain_rate", CONF_INT, M(domain_rate), "0", 0, 100000, NULL, 0 },
+	{ "mx_port", CONF_INT, M(mx_port), "25", 1, 65535, NULL, 0 },
+	{ "nameserver", CONF_STR, M(nameserver), "", 0, 0, NULL, 0 },
 	{ "batch", CONF_INT, M(batch), "50", 1, 1000, NULL, 0 },
 	{ "rate", CONF_INT, M(rate), "0", 0, 1000000, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
@@ -662,6 +666,23 @@ check_mail(struct conf *c, struct cfgfile_node *mail,
 		cfgfile_error(errs, at, "transport: expected maildir:PATH, "
 		    "smtp://host:port or mx, got '%s'", m->transport);
 		return;
+	}
+	if (m->nameserver[0]) {
+		char host[64];
+		int port;
+		struct in6_addr a6;
+		struct in_addr a4;
+
+		if (conf_parse_hostport(m->nameserver, host, sizeof(host),
+		    &port) < 0) {
+			snprintf(host, sizeof(host), "%s", m->nameserver);
+			port = 53;
+		}
+		if ((inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6,
+		    host, &a6) != 1) || port < 1)
+			cfgfile_error(errs, at_key(mail, "nameserver", &file),
+			    "nameserver: expected an IP address, like 127.0.0.1 or "
+			    "127.0.0.1:5353");
 	}
 	if (m->smtp_password_file[0]) {
 		if (!(m->smtp_password = read_secret(m->smtp_password_file, err,

@@ -54,6 +54,9 @@ struct conf_mail {
 	long lease_ms;
 	long connections;
 	long domain_connections;
+	long domain_rate;
+	long mx_port;
+	char *nameserver;
 	long batch;
 	long rate;
 	/* derived */

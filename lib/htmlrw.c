@@ -1,27 +1,20 @@
 /*
  * htmlrw - link rewriting, open pixel and HTML to text. See htmlrw.h.
  *
- * The tokenizer (lex_next) yields text, start tags, end tags, raw text (the
- * content of script, style, title, textarea, ...) and "other" tokens
- * (comments, <!...>, <?...>, CDATA, and a tag cut off by the end of input),
- * each a span of the input. Attributes are not stored: attr_next() walks
- * them again when a consumer asks, so a tag with any number of attributes
- * costs time linear in its length. Where a token ends follows the HTML5
- * tokenizer: quoted values may hold '>', "<!-->" is a whole comment, and a
- * '<' not followed by a letter, '!', '/' or '?' is text.
+ * lex_next() yields text, start and end tags, raw text (script, style,
+ * title, textarea, ...) and "other" tokens (comments, <!...>, <?...>, CDATA,
+ * a tag cut off by the end of input) as spans of the input, ending them
+ * where the HTML5 tokenizer would. Attributes are not stored: attr_next()
+ * walks a tag again when asked, so any number of them costs linear time.
  *
- * htmlrw_rewrite copies the input to the output up to each change. For a
- * link's text it reads ahead with a copy of the lexer until </a>, the next
- * <a> or enough text: links do not nest, so each byte is read ahead at most
- * once.
+ * Rewriting copies the input through up to each change. A link's text is
+ * read ahead with a copy of the lexer up to </a>, the next <a> or enough
+ * text; links do not nest, so no byte is read ahead twice.
  *
- * htmlrw_to_text feeds a line writer (struct tw): characters gather into a
- * word; whitespace, a tag that separates, or a CJK break opportunity ends
- * the word, which goes on the current line or, if it does not fit, the
- * next. Line breaks are requested ("want") and written lazily before the
- * next word, so nothing trails and blank lines never pile up. Open lists
- * live on a bounded stack; a hidden element is skipped by counting its
- * same-name start and end tags (and, for <p>, the tags that close it).
+ * The text writer (struct tw) gathers characters into a word and places
+ * the word when whitespace, a separating tag or a CJK break opportunity
+ * ends it, wrapping as needed. Line breaks are owed ("want") and written
+ * before the next word, so nothing trails and blank lines never pile up.
  */
 #include "htmlrw.h"
 
@@ -87,63 +80,54 @@ get_utf8(const char *s, size_t n, uint32_t *cp)
 	return len;
 }
 
-/* Named references: the common ones. Those of Latin-1 and & < > " are
- * "legacy": browsers also take them without the ';'. */
+/* Named references: Latin-1 and & < > " (these are "legacy": browsers also
+ * take them without the ';'), and the punctuation and symbols email uses. */
 static const struct entity {
 	const char *name;
 	uint32_t cp;
 } entities[] = {		/* sorted by strcmp() */
-	{ "AElig", 0xC6 }, { "AMP", 0x26 }, { "Aacute", 0xC1 },
-	{ "Acirc", 0xC2 }, { "Agrave", 0xC0 }, { "Aring", 0xC5 },
-	{ "Atilde", 0xC3 }, { "Auml", 0xC4 }, { "COPY", 0xA9 },
-	{ "Ccedil", 0xC7 }, { "Dagger", 0x2021 }, { "ETH", 0xD0 },
+	{ "AElig", 0xC6 }, { "Aacute", 0xC1 }, { "Acirc", 0xC2 },
+	{ "Agrave", 0xC0 }, { "Aring", 0xC5 }, { "Atilde", 0xC3 },
+	{ "Auml", 0xC4 }, { "Ccedil", 0xC7 }, { "ETH", 0xD0 },
 	{ "Eacute", 0xC9 }, { "Ecirc", 0xCA }, { "Egrave", 0xC8 },
-	{ "Euml", 0xCB }, { "GT", 0x3E }, { "Iacute", 0xCD },
-	{ "Icirc", 0xCE }, { "Igrave", 0xCC }, { "Iuml", 0xCF },
-	{ "LT", 0x3C }, { "Ntilde", 0xD1 }, { "OElig", 0x152 },
-	{ "Oacute", 0xD3 }, { "Ocirc", 0xD4 }, { "Ograve", 0xD2 },
-	{ "Oslash", 0xD8 }, { "Otilde", 0xD5 }, { "Ouml", 0xD6 },
-	{ "Prime", 0x2033 }, { "QUOT", 0x22 }, { "REG", 0xAE },
-	{ "Scaron", 0x160 }, { "THORN", 0xDE }, { "Uacute", 0xDA },
+	{ "Euml", 0xCB }, { "Iacute", 0xCD }, { "Icirc", 0xCE },
+	{ "Igrave", 0xCC }, { "Iuml", 0xCF }, { "Ntilde", 0xD1 },
+	{ "OElig", 0x152 }, { "Oacute", 0xD3 }, { "Ocirc", 0xD4 },
+	{ "Ograve", 0xD2 }, { "Oslash", 0xD8 }, { "Otilde", 0xD5 },
+	{ "Ouml", 0xD6 }, { "THORN", 0xDE }, { "Uacute", 0xDA },
 	{ "Ucirc", 0xDB }, { "Ugrave", 0xD9 }, { "Uuml", 0xDC },
-	{ "Yacute", 0xDD }, { "Yuml", 0x178 }, { "aacute", 0xE1 },
-	{ "acirc", 0xE2 }, { "acute", 0xB4 }, { "aelig", 0xE6 },
-	{ "agrave", 0xE0 }, { "amp", 0x26 }, { "apos", 0x27 },
-	{ "aring", 0xE5 }, { "asymp", 0x2248 }, { "atilde", 0xE3 },
-	{ "auml", 0xE4 }, { "bdquo", 0x201E }, { "brvbar", 0xA6 },
-	{ "bull", 0x2022 }, { "ccedil", 0xE7 }, { "cedil", 0xB8 },
-	{ "cent", 0xA2 }, { "check", 0x2713 }, { "circ", 0x2C6 },
-	{ "clubs", 0x2663 }, { "copy", 0xA9 }, { "cross", 0x2717 },
-	{ "curren", 0xA4 }, { "dagger", 0x2020 }, { "darr", 0x2193 },
-	{ "deg", 0xB0 }, { "diams", 0x2666 }, { "divide", 0xF7 },
+	{ "Yacute", 0xDD }, { "aacute", 0xE1 }, { "acirc", 0xE2 },
+	{ "acute", 0xB4 }, { "aelig", 0xE6 }, { "agrave", 0xE0 },
+	{ "amp", 0x26 }, { "apos", 0x27 }, { "aring", 0xE5 },
+	{ "atilde", 0xE3 }, { "auml", 0xE4 }, { "bdquo", 0x201E },
+	{ "brvbar", 0xA6 }, { "bull", 0x2022 }, { "ccedil", 0xE7 },
+	{ "cedil", 0xB8 }, { "cent", 0xA2 }, { "check", 0x2713 },
+	{ "copy", 0xA9 }, { "curren", 0xA4 }, { "dagger", 0x2020 },
+	{ "darr", 0x2193 }, { "deg", 0xB0 }, { "divide", 0xF7 },
 	{ "eacute", 0xE9 }, { "ecirc", 0xEA }, { "egrave", 0xE8 },
 	{ "emsp", 0x2003 }, { "ensp", 0x2002 }, { "eth", 0xF0 },
-	{ "euml", 0xEB }, { "euro", 0x20AC }, { "fnof", 0x192 },
-	{ "frac12", 0xBD }, { "frac14", 0xBC }, { "frac34", 0xBE },
-	{ "frasl", 0x2044 }, { "ge", 0x2265 }, { "gt", 0x3E },
-	{ "harr", 0x2194 }, { "hearts", 0x2665 }, { "hellip", 0x2026 },
-	{ "hyphen", 0x2010 }, { "iacute", 0xED }, { "icirc", 0xEE },
-	{ "iexcl", 0xA1 }, { "igrave", 0xEC }, { "infin", 0x221E },
-	{ "iquest", 0xBF }, { "iuml", 0xEF }, { "laquo", 0xAB },
-	{ "larr", 0x2190 }, { "ldquo", 0x201C }, { "le", 0x2264 },
-	{ "lrm", 0x200E }, { "lsaquo", 0x2039 }, { "lsquo", 0x2018 },
-	{ "lt", 0x3C }, { "macr", 0xAF }, { "mdash", 0x2014 },
-	{ "micro", 0xB5 }, { "middot", 0xB7 }, { "minus", 0x2212 },
-	{ "nbsp", 0xA0 }, { "ndash", 0x2013 }, { "ne", 0x2260 },
+	{ "euml", 0xEB }, { "euro", 0x20AC }, { "frac12", 0xBD },
+	{ "frac14", 0xBC }, { "frac34", 0xBE }, { "ge", 0x2265 },
+	{ "gt", 0x3E }, { "hearts", 0x2665 }, { "hellip", 0x2026 },
+	{ "iacute", 0xED }, { "icirc", 0xEE }, { "iexcl", 0xA1 },
+	{ "igrave", 0xEC }, { "iquest", 0xBF }, { "iuml", 0xEF },
+	{ "laquo", 0xAB }, { "larr", 0x2190 }, { "ldquo", 0x201C },
+	{ "le", 0x2264 }, { "lrm", 0x200E }, { "lsaquo", 0x2039 },
+	{ "lsquo", 0x2018 }, { "lt", 0x3C }, { "macr", 0xAF },
+	{ "mdash", 0x2014 }, { "micro", 0xB5 }, { "middot", 0xB7 },
+	{ "minus", 0x2212 }, { "nbsp", 0xA0 }, { "ndash", 0x2013 },
 	{ "not", 0xAC }, { "ntilde", 0xF1 }, { "oacute", 0xF3 },
 	{ "ocirc", 0xF4 }, { "oelig", 0x153 }, { "ograve", 0xF2 },
-	{ "oline", 0x203E }, { "ordf", 0xAA }, { "ordm", 0xBA },
-	{ "oslash", 0xF8 }, { "otilde", 0xF5 }, { "ouml", 0xF6 },
-	{ "para", 0xB6 }, { "permil", 0x2030 }, { "phone", 0x260E },
-	{ "plusmn", 0xB1 }, { "pound", 0xA3 }, { "prime", 0x2032 },
+	{ "ordf", 0xAA }, { "ordm", 0xBA }, { "oslash", 0xF8 },
+	{ "otilde", 0xF5 }, { "ouml", 0xF6 }, { "para", 0xB6 },
+	{ "permil", 0x2030 }, { "plusmn", 0xB1 }, { "pound", 0xA3 },
 	{ "quot", 0x22 }, { "raquo", 0xBB }, { "rarr", 0x2192 },
 	{ "rdquo", 0x201D }, { "reg", 0xAE }, { "rlm", 0x200F },
 	{ "rsaquo", 0x203A }, { "rsquo", 0x2019 }, { "sbquo", 0x201A },
-	{ "scaron", 0x161 }, { "sect", 0xA7 }, { "shy", 0xAD },
-	{ "spades", 0x2660 }, { "star", 0x2606 }, { "starf", 0x2605 },
-	{ "sup1", 0xB9 }, { "sup2", 0xB2 }, { "sup3", 0xB3 },
-	{ "szlig", 0xDF }, { "thinsp", 0x2009 }, { "thorn", 0xFE },
-	{ "tilde", 0x2DC }, { "times", 0xD7 }, { "trade", 0x2122 },
+	{ "sect", 0xA7 }, { "shy", 0xAD }, { "star", 0x2606 },
+	{ "starf", 0x2605 }, { "sup1", 0xB9 }, { "sup2", 0xB2 },
+	{ "sup3", 0xB3 }, { "szlig", 0xDF }, { "thinsp", 0x2009 },
+	{ "thorn", 0xFE }, { "times", 0xD7 }, { "trade", 0x2122 },
 	{ "uacute", 0xFA }, { "uarr", 0x2191 }, { "ucirc", 0xFB },
 	{ "ugrave", 0xF9 }, { "uml", 0xA8 }, { "uuml", 0xFC },
 	{ "yacute", 0xFD }, { "yen", 0xA5 }, { "yuml", 0xFF },
@@ -295,29 +279,22 @@ static const struct {
 	const char *name;
 	unsigned flags;
 } tags[] = {
-	{ "address", T_BLOCK2 }, { "area", T_VOID }, { "article", T_BLOCK1 },
-	{ "aside", T_BLOCK1 }, { "base", T_VOID | T_HEAD },
-	{ "blockquote", T_BLOCK2 }, { "br", T_VOID | T_SEP },
-	{ "caption", T_LINE }, { "center", T_BLOCK1 }, { "col", T_VOID },
-	{ "dd", T_LINE }, { "details", T_BLOCK1 }, { "div", T_BLOCK1 },
-	{ "dl", T_BLOCK2 }, { "dt", T_LINE }, { "embed", T_VOID },
-	{ "fieldset", T_BLOCK1 }, { "figcaption", T_BLOCK1 },
-	{ "figure", T_BLOCK2 }, { "footer", T_BLOCK1 }, { "form", T_BLOCK1 },
-	{ "h1", T_BLOCK2 }, { "h2", T_BLOCK2 }, { "h3", T_BLOCK2 },
-	{ "h4", T_BLOCK2 }, { "h5", T_BLOCK2 }, { "h6", T_BLOCK2 },
-	{ "header", T_BLOCK1 }, { "hr", T_VOID | T_BLOCK2 },
-	{ "iframe", T_RAW }, { "img", T_VOID }, { "input", T_VOID },
-	{ "legend", T_LINE }, { "li", T_LINE }, { "link", T_VOID | T_HEAD },
+	{ "area", T_VOID }, { "article", T_BLOCK1 }, { "aside", T_BLOCK1 },
+	{ "base", T_VOID | T_HEAD }, { "blockquote", T_BLOCK2 },
+	{ "br", T_VOID | T_SEP }, { "center", T_BLOCK1 }, { "dd", T_LINE },
+	{ "div", T_BLOCK1 }, { "dl", T_BLOCK2 }, { "dt", T_LINE },
+	{ "footer", T_BLOCK1 }, { "form", T_BLOCK1 }, { "h1", T_BLOCK2 },
+	{ "h2", T_BLOCK2 }, { "h3", T_BLOCK2 }, { "h4", T_BLOCK2 },
+	{ "h5", T_BLOCK2 }, { "h6", T_BLOCK2 }, { "header", T_BLOCK1 },
+	{ "hr", T_VOID | T_BLOCK2 }, { "iframe", T_RAW }, { "img", T_VOID },
+	{ "input", T_VOID }, { "li", T_LINE }, { "link", T_VOID | T_HEAD },
 	{ "main", T_BLOCK1 }, { "meta", T_VOID | T_HEAD }, { "nav", T_BLOCK1 },
-	{ "noembed", T_RAW }, { "noframes", T_RAW }, { "noscript", T_HEAD },
-	{ "ol", T_BLOCK2 }, { "p", T_BLOCK2 }, { "param", T_VOID },
+	{ "noscript", T_HEAD }, { "ol", T_BLOCK2 }, { "p", T_BLOCK2 },
 	{ "pre", T_BLOCK2 }, { "script", T_RAW | T_HEAD },
-	{ "section", T_BLOCK1 }, { "source", T_VOID },
-	{ "style", T_RAW | T_HEAD }, { "summary", T_LINE },
+	{ "section", T_BLOCK1 }, { "style", T_RAW | T_HEAD },
 	{ "table", T_BLOCK1 }, { "td", T_SEP }, { "template", T_HEAD },
 	{ "textarea", T_RAW }, { "th", T_SEP }, { "title", T_RAW | T_HEAD },
-	{ "tr", T_LINE }, { "track", T_VOID }, { "ul", T_BLOCK2 },
-	{ "wbr", T_VOID }, { "xmp", T_RAW | T_BLOCK2 },
+	{ "tr", T_LINE }, { "ul", T_BLOCK2 }, { "xmp", T_RAW },
 };
 
 enum { TK_EOF, TK_TEXT, TK_START, TK_END, TK_RAW, TK_OTHER };
@@ -348,7 +325,8 @@ static unsigned
 tag_flags(const char *name)
 {
 	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
-		if (tags[i].name[0] == name[0] && strcmp(tags[i].name, name) == 0)
+		if (tags[i].name[0] == name[0] &&
+		    strcmp(tags[i].name, name) == 0)
 			return tags[i].flags;
 	return 0;
 }
@@ -401,7 +379,8 @@ attr_next(const char **pp, const char *end, struct attr *a)
 static int
 attr_is(const struct attr *a, const char *name)
 {
-	return a->nlen == strlen(name) && strncasecmp(a->name, name, a->nlen) == 0;
+	return a->nlen == strlen(name) &&
+	    strncasecmp(a->name, name, a->nlen) == 0;
 }
 
 /* The first attribute `name` of tag t, if it has a value: 1 (and *a). */
@@ -424,14 +403,6 @@ starts_markup(const char *p, const char *end)
 }
 
 static void
-lex_init(struct lex *lx, const char *s, size_t len)
-{
-	memset(lx, 0, sizeof(*lx));
-	lx->p = s;
-	lx->end = s + len;
-}
-
-static void
 lex_tag(struct lex *lx, struct tok *t, const char *p)
 {
 	const char *end = lx->end, *n = p;
@@ -442,7 +413,7 @@ lex_tag(struct lex *lx, struct tok *t, const char *p)
 	while (p < end && !is_ws(*p) && *p != '/' && *p != '>')
 		p++;
 	for (i = 0; i < (size_t)(p - n) && i < sizeof(t->name) - 1; i++)
-		t->name[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] | 0x20 : n[i]);
+		t->name[i] = (char)(is_alpha(n[i]) ? n[i] | 0x20 : n[i]);
 	t->attrs = p;
 	while ((r = attr_next(&p, end, &a)) > 0)
 		;
@@ -463,7 +434,7 @@ lex_next(struct lex *lx, struct tok *t)
 	t->s = p;
 	t->type = TK_OTHER;
 	if (n) {
-		for (q = p; (q = memchr(q, '<', (size_t)(end - q))) != NULL; q++)
+		for (q = p; (q = memchr(q, '<', (size_t)(end - q))); q++)
 			if ((size_t)(end - q) >= n + 2 && q[1] == '/' &&
 			    strncasecmp(q + 2, lx->raw, n) == 0 &&
 			    (q + n + 2 == end || is_ws(q[n + 2]) ||
@@ -477,7 +448,7 @@ lex_next(struct lex *lx, struct tok *t)
 		t->type = TK_EOF;
 		t->e = p;
 	} else if (*p != '<' || !starts_markup(p, end)) {
-		for (q = p + 1; (q = memchr(q, '<', (size_t)(end - q))) != NULL &&
+		for (q = p + 1; (q = memchr(q, '<', (size_t)(end - q))) &&
 		    !starts_markup(q, end); q++)
 			;
 		t->type = TK_TEXT;
@@ -502,15 +473,15 @@ lex_next(struct lex *lx, struct tok *t)
 
 /* ---- shared helpers ------------------------------------------------------ */
 
-/* What a browser makes of an href: ASCII tabs and newlines removed, leading
- * and trailing controls and spaces trimmed. */
+/* What a browser makes of an href: tabs and newlines (and here NULs)
+ * removed, leading and trailing controls and spaces trimmed. */
 static void
 url_clean(struct buf *b)
 {
 	size_t i, j = 0, s = 0;
 
 	for (i = 0; i < b->len; i++)
-		if (!strchr("\t\n\r", b->data[i]) || b->data[i] == '\0')
+		if (!memchr("\t\n\r", b->data[i], 4))
 			b->data[j++] = b->data[i];
 	while (j > 0 && (unsigned char)b->data[j - 1] <= ' ')
 		j--;
@@ -531,7 +502,8 @@ has_prefix(const struct buf *b, const char *prefix)
 }
 
 /* Append decoded text s to b with each run of whitespace (or no-break
- * spaces) as one space, none leading; *sp: a space is pending. */
+ * spaces) as one space, none leading, and no controls; *sp: a space is
+ * pending. */
 static void
 put_collapsed(struct buf *b, const char *s, size_t n, int *sp)
 {
@@ -541,6 +513,8 @@ put_collapsed(struct buf *b, const char *s, size_t n, int *sp)
 			*sp = 1;
 			continue;
 		}
+		if ((unsigned char)s[i] < ' ' || s[i] == 0x7F)
+			continue;
 		if (*sp && b->len)
 			buf_putc(b, ' ');
 		*sp = 0;
@@ -650,8 +624,10 @@ rewrite_link(struct rw *rw, const struct tok *t, const struct lex *lx)
 		return 0;
 	link_text(rw, lx, t->name[1] ? t : NULL);
 	buf_reset(&rw->tag);
-	if (rank)
+	if (rank) {
 		decode(tag.val, tag.vlen, &rw->tag, 1);
+		url_clean(&rw->tag);
+	}
 	if (rw->url.overflow || rw->text.overflow || rw->tag.overflow ||
 	    rw->tmp.overflow)
 		return -1;
@@ -679,8 +655,8 @@ int
 htmlrw_rewrite(const char *html, size_t len, htmlrw_link_fn *fn, void *arg,
     const char *pixel_url, struct buf *out)
 {
+	struct lex lx = { NULL, NULL, "" };
 	struct rw rw;
-	struct lex lx;
 	struct tok t;
 	size_t at = SIZE_MAX, n;
 	int rc = 0;
@@ -693,7 +669,8 @@ htmlrw_rewrite(const char *html, size_t len, htmlrw_link_fn *fn, void *arg,
 	rw.fn = fn;
 	rw.arg = arg;
 	buf_init(&rw.rep, HTMLRW_URL_MAX);
-	lex_init(&lx, html, len);
+	lx.p = html;
+	lx.end = html + len;
 	for (lex_next(&lx, &t); t.type != TK_EOF && rc == 0 && !out->overflow;
 	    lex_next(&lx, &t)) {
 		if (t.type == TK_END && strcmp(t.name, "body") == 0) {
@@ -731,10 +708,9 @@ htmlrw_rewrite(const char *html, size_t len, htmlrw_link_fn *fn, void *arg,
 
 /* ---- HTML to text -------------------------------------------------------- */
 
-#define TW_LISTS        8       /* list levels indented; deeper share the last */
+#define TW_LISTS        8       /* list levels indented, deeper share one */
 #define TW_QUOTES       8       /* '>' marks at most */
-#define TW_LINKS        4096    /* numbered links; more get no number */
-#define TW_SLOTS        8192    /* their hash table, power of 2 > TW_LINKS */
+#define TW_LINKS        256     /* numbered links; more get no number */
 #define TW_LINKTEXT     1024    /* link text kept to compare with its URL */
 
 struct tw {
@@ -742,7 +718,7 @@ struct tw {
 	size_t base, line;      /* where our output, the current line begin */
 	int col, prew;          /* code points on the line; of them, prefix */
 	int want;               /* line breaks owed before the next word, 0-2 */
-	int space, glue;        /* next word: after a space / may break without */
+	int space, glue;        /* next word: after a space, may break before */
 	struct buf word;        /* the word being gathered */
 	int wordw;
 	uint32_t last;          /* its last character */
@@ -760,7 +736,6 @@ struct tw {
 	struct buf lurl, ltext, urls, tmp;
 	size_t loff[TW_LINKS], llen[TW_LINKS];
 	int nlinks;
-	int slot[TW_SLOTS];
 };
 
 /* Breaks are allowed around CJK characters, except before closing
@@ -868,7 +843,7 @@ tw_flush(struct tw *w)
 		w->want = 0;
 	if (w->want) {
 		tw_newline(w);
-		if (w->want > 1) {      /* the blank line, inside a quote: ">" */
+		if (w->want > 1) {      /* a blank line; in a quote, ">" */
 			q = w->quote < w->lastquote ? w->quote : w->lastquote;
 			for (; q > 0 && q <= TW_QUOTES; q--)
 				buf_puts(w->out, "> ");
@@ -900,7 +875,7 @@ tw_block(struct tw *w, int n)
 	w->space = w->glue = 0;
 	w->rowbrk = 1;
 	if (w->marker[0] && n > 1)
-		n = 1;          /* a list item's first block stays on its mark */
+		n = 1;          /* an item's first block stays on its mark */
 	if (n > w->want)
 		w->want = n;
 }
@@ -964,7 +939,7 @@ is_hidden(struct tw *w, const struct tok *t)
 {
 	const char *p = t->attrs;
 	struct attr a;
-	size_t i, n = 0;
+	size_t i, n;
 	char *s;
 
 	while (attr_next(&p, t->e, &a) > 0) {
@@ -976,9 +951,10 @@ is_hidden(struct tw *w, const struct tok *t)
 		buf_putc(&w->tmp, ';');
 		if (decode(a.val, a.vlen, &w->tmp, 1) < 0)
 			continue;
-		for (s = w->tmp.data, i = 0; i < w->tmp.len; i++)
+		for (s = w->tmp.data, i = n = 0; i < w->tmp.len; i++)
 			if (!is_ws(s[i]))       /* blanks out, lower case */
-				s[n++] = (char)(is_alpha(s[i]) ? s[i] | 0x20 : s[i]);
+				s[n++] = (char)(is_alpha(s[i]) ? s[i] | 0x20 :
+				    s[i]);
 		s[n] = '\0';
 		for (; (s = strstr(s, ";display:none")) != NULL; s++)
 			if (s[13] == '\0' || s[13] == ';' || s[13] == '!')
@@ -1036,23 +1012,19 @@ same_link(const struct buf *tb, const struct buf *ub)
 static int
 tw_link_num(struct tw *w)
 {
-	const char *u = buf_str(&w->lurl);
-	uint32_t h = 2166136261u;
-	size_t i, n = w->lurl.len;
-	int k;
+	size_t n = w->lurl.len;
+	int i;
 
-	for (i = 0; i < n; i++)
-		h = (h ^ (unsigned char)u[i]) * 16777619u;
-	for (i = h & (TW_SLOTS - 1); (k = w->slot[i] - 1) >= 0;
-	    i = (i + 1) & (TW_SLOTS - 1))
-		if (w->llen[k] == n && memcmp(w->urls.data + w->loff[k], u, n) == 0)
-			return k + 1;
+	for (i = 0; i < w->nlinks; i++)
+		if (w->llen[i] == n && memcmp(w->urls.data + w->loff[i],
+		    w->lurl.data, n) == 0)
+			return i + 1;
 	if (w->nlinks == TW_LINKS)
 		return 0;
-	w->loff[w->nlinks] = w->urls.len;
-	w->llen[w->nlinks] = n;
-	buf_append(&w->urls, u, n);
-	return w->slot[i] = ++w->nlinks;
+	w->loff[i] = w->urls.len;
+	w->llen[i] = n;
+	buf_append(&w->urls, w->lurl.data, n);
+	return ++w->nlinks;
 }
 
 /* Close the open link: "[N]" after its text unless the text is the URL. */
@@ -1162,7 +1134,7 @@ tw_tag(struct tw *w, const struct tok *t)
 		w->want += w->want < 2;
 		w->rowbrk = 1;
 	} else if (t->flags & T_SEP) {  /* td, th: a blank line after a */
-		if (start && w->rowbrk) /* cell of several lines, else a space */
+		if (start && w->rowbrk) /* a cell of lines, else a space */
 			tw_block(w, 2);
 		tw_flush(w);
 		w->space = w->lspace = 1;
@@ -1193,11 +1165,12 @@ tw_tag(struct tw *w, const struct tok *t)
 			w->rowbrk = 0;
 		else if (strcmp(n, "blockquote") == 0)
 			w->quote += start ? 1 : -(w->quote > 0);
-		else if (strcmp(n, "pre") == 0 || strcmp(n, "xmp") == 0)
+		else if (strcmp(n, "pre") == 0)
 			w->pre += start ? 1 : -(w->pre > 0);
 		else if (strcmp(n, "hr") == 0 && start) {
 			q = w->quote < TW_QUOTES ? w->quote : TW_QUOTES;
-			tw_rule(w, '-', HTMLRW_TEXT_WIDTH - 2 * q - tw_indent(w));
+			tw_rule(w, '-', HTMLRW_TEXT_WIDTH - 2 * q -
+			    tw_indent(w));
 			tw_block(w, 2);
 		}
 	}
@@ -1206,7 +1179,7 @@ tw_tag(struct tw *w, const struct tok *t)
 int
 htmlrw_to_text(const char *html, size_t len, struct buf *out)
 {
-	struct lex lx;
+	struct lex lx = { NULL, NULL, "" };
 	struct tok t;
 	struct tw *w;
 	const char *p;
@@ -1218,7 +1191,8 @@ htmlrw_to_text(const char *html, size_t len, struct buf *out)
 		return -1;
 	w->out = out;
 	w->base = w->line = out->len;
-	lex_init(&lx, html, len);
+	lx.p = html;
+	lx.end = html + len;
 	do {
 		lex_next(&lx, &t);
 		if (t.type == TK_START || t.type == TK_END)
@@ -1230,8 +1204,7 @@ htmlrw_to_text(const char *html, size_t len, struct buf *out)
 				w->hide[0] = '\0';      /* text ends <head> */
 				tw_text(w, t.s, (size_t)(t.e - t.s), 0);
 			}
-		} else if (t.type == TK_TEXT || (t.type == TK_RAW && !w->hide[0] &&
-		    (strcmp(t.name, "textarea") == 0 || strcmp(t.name, "xmp") == 0)))
+		} else if (t.type == TK_TEXT)
 			tw_text(w, t.s, (size_t)(t.e - t.s), 0);
 	} while (t.type != TK_EOF && !out->overflow);
 	tw_link_end(w);

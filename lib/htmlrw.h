@@ -26,29 +26,33 @@
 
 #include "buf.h"
 
-#define HTMLRW_TEXT_WIDTH       76      /* htmlrw_to_text line width, code points */
-#define HTMLRW_LINK_TEXT_MAX    200     /* bytes of link text given to the callback */
-#define HTMLRW_URL_MAX          8192    /* bytes of replacement URL accepted */
+#define HTMLRW_TEXT_WIDTH       76      /* text line width, in code points */
+#define HTMLRW_LINK_TEXT_MAX    200     /* link text bytes for the callback */
+#define HTMLRW_URL_MAX          8192    /* replacement URL bytes at most */
 
-/* One http(s) link found by htmlrw_rewrite(). All strings are NUL-terminated
- * and valid only during the callback. */
+/* One http(s) link found by htmlrw_rewrite(). The strings hold no NUL
+ * byte, end with one, and live only during the callback. */
 struct htmlrw_link {
-	const char *url;        /* href, entity-decoded, tabs/newlines removed, trimmed */
+	const char *url;        /* href, entity-decoded, tabs and newlines
+	                         * removed, blanks trimmed */
 	size_t url_len;
-	const char *text;       /* visible text: tags stripped (images count by
-	                         * their alt), entities decoded, whitespace
-	                         * collapsed, cut to HTMLRW_LINK_TEXT_MAX bytes at
-	                         * a character boundary; for <area>, its alt; "" if none */
+	const char *text;       /* visible text: tags stripped (an image counts
+	                         * as its alt), entities decoded, whitespace
+	                         * collapsed, controls dropped, cut to
+	                         * HTMLRW_LINK_TEXT_MAX bytes at a character
+	                         * boundary; <area>: its alt; "" if none */
 	size_t text_len;
-	const char *tag;        /* data-tag (else data-link-tag) value, decoded; NULL if absent */
+	const char *tag;        /* data-tag (else data-link-tag) value, decoded
+	                         * and trimmed; NULL if neither is there */
 	const char *element;    /* "a" or "area" */
-	int index;              /* 0-based: the how-manyth link given to the callback */
+	int index;              /* 0, 1, 2, ... in the order of the calls */
 };
 
 /*
  * Called for each http(s) link of an <a> or <area> without data-notrack.
- * Append the replacement URL (raw, not escaped: htmlrw escapes it) to out
- * and return 0; or return 1 to leave the link as it is; or -1 to abort.
+ * Append the replacement URL (raw, not escaped: htmlrw escapes it; at most
+ * HTMLRW_URL_MAX bytes, else the rewrite fails) to out and return 0; or
+ * return 1 to leave the link as it is; or -1 to abort the rewrite.
  */
 typedef int htmlrw_link_fn(void *arg, const struct htmlrw_link *link,
     struct buf *out);
@@ -73,15 +77,18 @@ int htmlrw_rewrite(const char *html, size_t len, htmlrw_link_fn *fn,
  * Append a readable text/plain version of html to out: LF line ends,
  * lines wrapped at HTMLRW_TEXT_WIDTH code points on word boundaries (and
  * between CJK characters), no trailing blanks, at most one blank line in a
- * row, ending with a newline unless empty. Block elements break lines,
- * paragraphs and headings are separated by a blank line, <h1>/<h2> are
- * underlined with '='/'-', list items start with "- " or "N. ",
- * blockquotes with "> ", <pre> keeps its lines, images show their alt
- * text. Links read "text [N]" with a "Links:" list of "[N] URL" at the end
- * (one number per distinct URL); a link whose text is its URL is written
- * once without a number. Dropped: head, script, style, title, comments and
- * elements hidden by style="display:none" or the hidden attribute (the
- * preheader). Returns 0, or -1 if out reached its limit or memory ran out.
+ * row, ending with a newline unless empty. Block elements break lines;
+ * paragraphs, headings and lists are set off by a blank line; <h1>/<h2>
+ * are underlined with '='/'-'; list items start with "- " or "N. ";
+ * blockquotes with "> "; <pre> keeps its lines; table cells of one line
+ * share a line, a cell of several lines is set off by a blank line; images
+ * show their alt text. Links read "text [N]", with a "Links:" list of
+ * "[N] URL" at the end, one number per distinct URL (the first 256); a
+ * link whose text is its URL (or the URL less its scheme) is written once
+ * without a number; #fragment and javascript: links are text only.
+ * Dropped: head, script, style, title, comments, and elements hidden by
+ * style="display:none" or the hidden attribute (the preheader). Returns
+ * 0, or -1 if out reached its limit or memory ran out.
  */
 int htmlrw_to_text(const char *html, size_t len, struct buf *out);
 
