@@ -4,10 +4,12 @@
 #include "dns.h"
 
 #include <ldns/ldns.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+static pthread_mutex_t ns_lock = PTHREAD_MUTEX_INITIALIZER;
 static char ns_host[64];
 static int ns_port;
 
@@ -15,9 +17,12 @@ int
 dns_set_nameserver(const char *addr)
 {
 	const char *colon;
+	int rc;
 
+	pthread_mutex_lock(&ns_lock);
 	if (!addr || !*addr) {
 		ns_host[0] = '\0';
+		pthread_mutex_unlock(&ns_lock);
 		return 0;
 	}
 	colon = strrchr(addr, ':');
@@ -29,31 +34,39 @@ dns_set_nameserver(const char *addr)
 		snprintf(ns_host, sizeof(ns_host), "%s", addr);
 		ns_port = 53;
 	}
-	return ns_port > 0 && ns_port < 65536 ? 0 : -1;
+	rc = ns_port > 0 && ns_port < 65536 ? 0 : -1;
+	pthread_mutex_unlock(&ns_lock);
+	return rc;
 }
 
 static ldns_resolver *
 resolver(char *err, size_t n)
 {
 	ldns_resolver *res = NULL;
+	char host[64];
+	int port;
 
-	if (!ns_host[0]) {
+	pthread_mutex_lock(&ns_lock);
+	memcpy(host, ns_host, sizeof(host));
+	port = ns_port;
+	pthread_mutex_unlock(&ns_lock);
+	if (!host[0]) {
 		if (ldns_resolver_new_frm_file(&res, NULL) != LDNS_STATUS_OK) {
 			snprintf(err, n, "cannot read /etc/resolv.conf");
 			return NULL;
 		}
 	} else {
-		ldns_rdf *a = ldns_rdf_new_frm_str(strchr(ns_host, ':') ?
-		    LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, ns_host);
+		ldns_rdf *a = ldns_rdf_new_frm_str(strchr(host, ':') ?
+		    LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, host);
 
 		if (!a || !(res = ldns_resolver_new())) {
-			snprintf(err, n, "bad nameserver %s", ns_host);
+			snprintf(err, n, "bad nameserver %s", host);
 			ldns_rdf_deep_free(a);
 			return NULL;
 		}
 		ldns_resolver_push_nameserver(res, a);
 		ldns_rdf_deep_free(a);
-		ldns_resolver_set_port(res, (uint16_t)ns_port);
+		ldns_resolver_set_port(res, (uint16_t)port);
 	}
 	ldns_resolver_set_retry(res, 2);
 	{
