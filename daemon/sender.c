@@ -74,6 +74,18 @@ struct sender {
 	double rate;                    /* messages/s over the last stats period */
 	char **sched_done;              /* scheduled campaigns handled this run */
 	size_t nsched_done;
+	/* running campaigns, for per-campaign rates (refreshed each second) */
+	struct crate {
+		uint64_t id;
+		long rate;              /* messages/s, 0 = no limit of its own */
+		double tokens;
+		struct timespec refill;
+	} *crates;
+	size_t ncrates, rr;
+	int refreshing;
+	time_t last_refresh;
+	long claim_want;                /* rows asked for by the claim in flight */
+	struct crate *claim_from;       /* its campaign bucket, or NULL */
 };
 
 static unsigned
@@ -750,11 +762,17 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 	int n;
 
 	s->claiming = 0;
+	n = err ? 0 : PQntuples(res);
+	/* what was not used goes back to the rate limiters */
+	if (s->d->conf->mail.rate > 0)
+		s->tokens += (double)(s->claim_want - n);
+	if (s->claim_from && s->claim_from->rate > 0)
+		s->claim_from->tokens += (double)(s->claim_want - n);
 	if (err) {
 		log_warn("claiming deliveries: %s", err);
 		return;
 	}
-	if ((n = PQntuples(res)) == 0)
+	if (n == 0)
 		return;
 	if (!(b = calloc(1, sizeof(*b))) ||
 	    !(b->items = calloc((size_t)n, sizeof(*b->items)))) {
@@ -808,23 +826,129 @@ refill(struct sender *s)
 		s->tokens = (double)rate;       /* at most a second's burst */
 }
 
+
+static void
+crate_refill(struct crate *c)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	c->tokens += ((double)(now.tv_sec - c->refill.tv_sec) +
+	    (double)(now.tv_nsec - c->refill.tv_nsec) / 1e9) * (double)c->rate;
+	if (c->tokens > (double)c->rate)
+		c->tokens = (double)c->rate;
+	c->refill = now;
+}
+
+static void
+on_running(void *arg, const PGresult *res, const char *err)
+{
+	struct sender *s = arg;
+	struct crate *v;
+	size_t n;
+
+	s->refreshing = 0;
+	if (err || !(v = calloc((size_t)PQntuples(res) + 1, sizeof(*v))))
+		return;
+	n = (size_t)PQntuples(res);
+	for (size_t i = 0; i < n; i++) {
+		const struct campaign_def *def = s->d->conf->campaigns ?
+		    campaign_find(s->d->conf->campaigns, PQgetvalue(res, i, 1)) :
+		    NULL;
+
+		v[i].id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+		v[i].rate = def ? def->rate : 0;
+		v[i].tokens = (double)v[i].rate;
+		clock_gettime(CLOCK_MONOTONIC, &v[i].refill);
+		for (size_t k = 0; k < s->ncrates; k++)
+			if (s->crates[k].id == v[i].id && s->crates[k].rate ==
+			    v[i].rate) {
+				v[i].tokens = s->crates[k].tokens;
+				v[i].refill = s->crates[k].refill;
+			}
+	}
+	if (!s->claiming) {             /* claim_from points into the old */
+		free(s->crates);
+		s->crates = v;
+		s->ncrates = n;
+		sender_claim(s);
+	} else {
+		free(v);
+		s->last_refresh = 0;    /* again at the next tick */
+	}
+}
+
+/* Which running campaigns have a rate of their own: once a second. */
+static void
+refresh_running(struct sender *s)
+{
+	time_t now = time(NULL);
+
+	if (s->refreshing || now == s->last_refresh)
+		return;
+	s->last_refresh = now;
+	s->refreshing = 1;
+	if (db_query(s->d->db, "SELECT id, name FROM campaigns WHERE status = "
+	    "'running' ORDER BY id", 0, NULL, on_running, s) < 0)
+		s->refreshing = 0;
+}
+
 static void
 sender_claim(struct sender *s)
 {
 	struct conf_mail *mc = &s->d->conf->mail;
 	char limit[32], lease[32], node[32], lim2[32];
-	const char *p[4] = { limit, lease, node, lim2 };
+	const char *p[5] = { limit, lease, node, lim2, NULL };
+	struct buf ids;
 	long n = mc->batch;
+	int rated = 0;
 
+	/* only campaigns the refresh knows (and so knows their rates) */
 	if (s->claiming || s->d->stopping || s->active >= mc->connections ||
-	    db_state(s->d->db) != DB_READY || s->d->node_id == 0)
+	    db_state(s->d->db) != DB_READY || s->d->node_id == 0 ||
+	    s->ncrates == 0)
 		return;
 	refill(s);
 	if (s->tokens < n)
 		n = (long)s->tokens;
 	if (n < 1)
 		return;
+	/* campaigns with a rate of their own are claimed one at a time,
+	 * round robin among those with room */
+	s->claim_from = NULL;
+	for (size_t i = 0; i < s->ncrates; i++)
+		rated |= s->crates[i].rate > 0;
+	if (rated) {
+		for (size_t k = 0; k < s->ncrates && !s->claim_from; k++) {
+			struct crate *c = &s->crates[(s->rr + k) % s->ncrates];
+
+			if (c->rate > 0)
+				crate_refill(c);
+			if (c->rate == 0 || c->tokens >= 1)
+				s->claim_from = c;
+		}
+		s->rr++;
+		if (!s->claim_from)
+			return;
+		if (s->claim_from->rate > 0) {
+			if (s->claim_from->tokens < n)
+				n = (long)s->claim_from->tokens;
+			s->claim_from->tokens -= (double)n;
+		}
+	}
+	buf_init(&ids, 0);
+	for (size_t i = 0; i < s->ncrates; i++) {
+		char id[32];
+
+		if (s->claim_from && &s->crates[i] != s->claim_from)
+			continue;
+		snprintf(id, sizeof(id), "%llu",
+		    (unsigned long long)s->crates[i].id);
+		db_array_add(&ids, id);
+	}
+	p[4] = db_array_end(&ids);
 	s->tokens -= (double)n;
+	s->claim_want = n;
 	snprintf(limit, sizeof(limit), "%ld", n);
 	snprintf(lim2, sizeof(lim2), "%ld", n);
 	snprintf(lease, sizeof(lease), "%ld", mc->lease_ms);
@@ -832,7 +956,8 @@ sender_claim(struct sender *s)
 	s->claiming = 1;
 	if (db_query(s->d->db,
 	    "WITH c AS (SELECT d.id FROM deliveries d WHERE d.campaign_id = "
-	    "ANY(ARRAY(SELECT id FROM campaigns WHERE status = 'running')) "
+	    "ANY(ARRAY(SELECT id FROM campaigns WHERE status = 'running' AND "
+	    "id = ANY($5::int[]))) "
 	    "AND d.status IN ('queued', 'deferred', 'sending') AND "
 	    "(d.vars IS NULL OR NOT d.vars ? 'test') AND "
 	    "d.next_attempt_at <= now() AND (d.status <> 'sending' OR "
@@ -855,8 +980,9 @@ sender_claim(struct sender *s)
 	    "extract(epoch FROM now() - u.created_at)::bigint, $4::int "
 	    "FROM u JOIN campaigns cp ON cp.id = u.campaign_id "
 	    "LEFT JOIN leads l ON l.id = u.lead_id ORDER BY u.id",
-	    4, p, on_claimed, s) < 0)
+	    5, p, on_claimed, s) < 0)
 		s->claiming = 0;
+	buf_free(&ids);
 }
 
 /* ---- sweeps: completion, statistics, schedules ------------------------------ */
@@ -977,6 +1103,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->d->stopping || db_state(s->d->db) != DB_READY)
 		return;
+	refresh_running(s);
 	sender_claim(s);
 	sweep(s);
 }
@@ -984,6 +1111,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 void
 sender_kick(struct sender *s)
 {
+	s->last_refresh = 0;            /* a campaign may have started */
+	refresh_running(s);
 	sender_claim(s);
 }
 
@@ -1107,6 +1236,7 @@ sender_free(struct sender *s)
 			free(l);
 		}
 	pthread_mutex_destroy(&s->links_lock);
+	free(s->crates);
 	for (size_t i = 0; i < 1024; i++)
 		while (s->domains[i]) {
 			struct domain *d = s->domains[i];
