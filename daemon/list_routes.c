@@ -265,6 +265,12 @@ subscribe(struct lc_daemon *d, struct httpd_req *r, const char *list)
 		return;
 	}
 	json_decref(body);
+	if (!json_object_get(lead, "email")) {
+		json_decref(lead);
+		httpd_reply_error(r, 400, "email", "a subscriber needs an email "
+		    "address");
+		return;
+	}
 	if (!(q = calloc(1, sizeof(*q)))) {
 		json_decref(lead);
 		httpd_reply_error(r, 503, NULL, "out of memory");

@@ -39,20 +39,34 @@ pos_of(struct cfgfile_node *root, const char *key, const struct cfgfile_pos *fil
 	return file;
 }
 
+/* UTC offset of zone at t, or 0 for UTC. */
+static long
+offset_at(const char *zone, time_t t)
+{
+	struct tm lt;
+	long off = 0;
+
+	if (*zone)
+		cond_localtime(zone, t, &lt, &off);
+	return off;
+}
+
 int
 campaign_parse_time(const char *s, time_t *t, char *err, size_t n)
 {
-	struct tm tm;
+	struct tm tm, back;
 	char zone[128] = "";
 	int y, mo, d, h, mi, sec = 0, used = 0;
-	long off;
-	time_t guess;
+	time_t local, a, b;
+	long before, after;
 
 	memset(&tm, 0, sizeof(tm));
-	if (sscanf(s, "%4d-%2d-%2d %2d:%2d%n", &y, &mo, &d, &h, &mi, &used) != 5) {
-		snprintf(err, n, "expected \"YYYY-MM-DD HH:MM [Zone/Name]\"");
-		return -1;
-	}
+	for (const char *p = s; *p && *p != ' '; p++)
+		if (!isdigit((unsigned char)*p) && *p != '-')
+			goto bad;
+	if (sscanf(s, "%4d-%2d-%2d %2d:%2d%n", &y, &mo, &d, &h, &mi, &used) != 5 ||
+	    strchr(s, '+'))
+		goto bad;
 	if (s[used] == ':') {
 		int more = 0;
 
@@ -65,11 +79,9 @@ campaign_parse_time(const char *s, time_t *t, char *err, size_t n)
 	while (s[used] == ' ')
 		used++;
 	snprintf(zone, sizeof(zone), "%s", s + used);
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
-	    y < 2000 || y > 2200) {
-		snprintf(err, n, "date or time out of range");
-		return -1;
-	}
+	if (y < 2000 || y > 2200 || mo < 1 || mo > 12 || d < 1 || h < 0 ||
+	    h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59)
+		goto range;
 	if (*zone && cond_tz_check(zone, err, n) < 0)
 		return -1;
 	tm.tm_year = y - 1900;
@@ -78,19 +90,34 @@ campaign_parse_time(const char *s, time_t *t, char *err, size_t n)
 	tm.tm_hour = h;
 	tm.tm_min = mi;
 	tm.tm_sec = sec;
-	guess = timegm(&tm);
-	/* local -> UTC: the offset at the guess, then at the corrected time */
-	for (int i = 0; i < 2 && *zone; i++) {
-		struct tm lt;
-
-		if (cond_localtime(zone, guess, &lt, &off) < 0) {
-			snprintf(err, n, "unknown time zone %s", zone);
-			return -1;
-		}
-		guess = timegm(&tm) - off;
-	}
-	*t = guess;
+	local = timegm(&tm);
+	gmtime_r(&local, &back);
+	if (back.tm_mday != d || back.tm_mon != mo - 1)
+		goto range;             /* February 31st and the like */
+	/*
+	 * Local time to UTC: try the offsets in force a day before and a
+	 * day after; keep a reading that gives the same local time back
+	 * (the earlier, if the hour repeats). In a spring-forward gap
+	 * neither does: read it with the offset from before the change.
+	 */
+	before = offset_at(zone, local - 86400);
+	after = offset_at(zone, local + 86400);
+	a = local - before;
+	b = local - after;
+	if (offset_at(zone, a) == before && (offset_at(zone, b) != after ||
+	    a <= b))
+		*t = a;
+	else if (offset_at(zone, b) == after)
+		*t = b;
+	else
+		*t = a;
 	return 0;
+bad:
+	snprintf(err, n, "expected \"YYYY-MM-DD HH:MM [Zone/Name]\"");
+	return -1;
+range:
+	snprintf(err, n, "date or time out of range");
+	return -1;
 }
 
 int
@@ -123,8 +150,18 @@ campaign_split_address(const char *s, char *display, size_t dn, char *addr,
 	len = (size_t)(lt - s);
 	while (len && isspace((unsigned char)s[len - 1]))
 		len--;
-	if (len >= 2 && s[0] == '"' && s[len - 1] == '"')
-		s++, len -= 2;
+	if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
+		/* a quoted-string: drop the quotes, undo quoted-pairs */
+		size_t o = 0;
+
+		for (size_t i = 1; i + 1 < len && o + 1 < dn; i++) {
+			if (s[i] == '\\' && i + 2 < len)
+				i++;
+			display[o++] = s[i];
+		}
+		display[o] = '\0';
+		return 0;
+	}
 	if (len >= dn)
 		len = dn - 1;
 	memcpy(display, s, len);
@@ -226,7 +263,8 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 		cfgfile_error(errs, &file, "lists: name the list(s) to send to, "
 		    "e.g. lists = { \"newsletter\" }");
 	}
-	check_address("from", c->from_src, AT("from"), errs);
+	if (*c->from_src)
+		check_address("from", c->from_src, AT("from"), errs);
 	if (*c->reply_to_src)
 		check_address("reply_to", c->reply_to_src, AT("reply_to"), errs);
 	c->from = header_tmpl(c, "from", c->from_src, AT("from"), errs);

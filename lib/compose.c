@@ -183,7 +183,7 @@ compose_message(const struct compose_spec *s, uint64_t delivery_id,
 	snprintf(url, sizeof(url), "%s/u/%s", s->public_url, tok);
 	if (s->bulk)
 		json_object_set_new(ctx, "unsubscribe_url", json_string(url));
-	json_object_set_new(ctx, "campaign", json_string(s->name));
+	json_object_set_new(ctx, "campaign_name", json_string(s->name));
 	json_object_set_new(ctx, "email", json_string(rcpt));
 	if (render_line(s, s->from, ctx, from, sizeof(from)) < 0 ||
 	    render_line(s, s->reply_to, ctx, reply, sizeof(reply)) < 0 ||
@@ -302,6 +302,12 @@ compose_message(const struct compose_spec *s, uint64_t delivery_id,
 	rc = out->msg.overflow ? COMPOSE_FAILED : COMPOSE_OK;
 	if (out->msg.overflow)
 		snprintf(out->err, sizeof(out->err), "out of memory");
+	else if (s->max_size && out->msg.len > s->max_size) {
+		snprintf(out->err, sizeof(out->err), "message is %zu bytes with "
+		    "its signature, over the limit of %zu", out->msg.len,
+		    s->max_size);
+		rc = COMPOSE_FAILED;
+	}
 	goto done;
 bad_header:
 	snprintf(out->err, sizeof(out->err), "an address or header is not "

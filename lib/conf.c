@@ -351,23 +351,24 @@ conf_bind(const struct conf_key *keys, struct cfgfile_node *section,
 		if (found->kind != CFGFILE_VALUE) {
 			cfgfile_error(errs, &found->pos, "'%s' takes a single "
 			    "value", k->name);
-			continue;
+			goto fallback;
 		}
 		/* Values from configuration never carry control characters. */
 		for (const char *p = found->value; *p; p++) {
 			if ((unsigned char)*p < 0x20) {
-				cfgfile_error(errs, &found->pos, "%s: control "
+				cfgfile_error(errs, &found->vpos, "%s: control "
 				    "character in value", k->name);
-				goto next;
+				goto fallback;
 			}
 		}
 		if (bind_value(k, found->value, &found->vpos, target, basedir,
 		    errs) == 0)
 			continue;
-		/* keep the default so the struct is complete */
+fallback:
+		/* keep the default so the struct is complete: every field is
+		 * set even when the configuration is refused */
 		if (k->def)
 			bind_value(k, k->def, &defpos, target, basedir, errs);
-next:		;
 	}
 	return (int)(errs->n - before);
 }

@@ -82,15 +82,13 @@ lead_field(const char *name)
 	return NULL;
 }
 
-/* Text: valid UTF-8 without control characters, trimmed, bounded. */
+/* Text (len bytes): valid UTF-8 without control characters (NUL
+ * included), trimmed, bounded. */
 static json_t *
-clean_text(const char *s, size_t max, char *msg, size_t mn)
+clean_text(const char *s, size_t len, size_t max, char *msg, size_t mn)
 {
-	size_t len;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	len = strlen(s);
+	while (len && isspace((unsigned char)*s))
+		s++, len--;
 	while (len && isspace((unsigned char)s[len - 1]))
 		len--;
 	if (len > max) {
@@ -98,7 +96,7 @@ clean_text(const char *s, size_t max, char *msg, size_t mn)
 		return NULL;
 	}
 	for (size_t i = 0; i < len; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {   /* NUL too */
 			snprintf(msg, mn, "contains a control character");
 			return NULL;
 		}
@@ -121,6 +119,14 @@ clean_number(const json_t *v, int integer, char *msg, size_t mn)
 			s++;
 		if (!*s)
 			return json_null();
+		/* plain decimal only: no hex, inf or nan */
+		for (const char *p = s; *p; p++) {
+			if (!isdigit((unsigned char)*p) && !strchr(".-+eE ", *p)) {
+				snprintf(msg, mn, "expected a number, got '%.40s'",
+				    json_string_value(v));
+				return NULL;
+			}
+		}
 		errno = 0;
 		d = strtod(s, &end);
 		while (isspace((unsigned char)*end))
@@ -179,7 +185,8 @@ add_custom(json_t *custom, const char *k, const json_t *v, char *field,
 		return -1;
 	}
 	if (json_is_string(v))
-		cv = clean_text(json_string_value(v), LEAD_MAX_FIELD, msg, mn);
+		cv = clean_text(json_string_value(v), json_string_length(v),
+		    LEAD_MAX_FIELD, msg, mn);
 	else if (json_is_number(v) || json_is_boolean(v) || json_is_null(v))
 		cv = json_deep_copy(v);
 	else {
@@ -258,10 +265,11 @@ lead_clean(const json_t *in, int custom_unknown, char *field, size_t fn,
 				else
 					snprintf(num, sizeof(num), "%.15g",
 					    json_real_value(v));
-				cv = clean_text(num, f->max, msg, mn);
-			} else {
-				cv = clean_text(json_string_value(v), f->max, msg,
+				cv = clean_text(num, strlen(num), f->max, msg,
 				    mn);
+			} else {
+				cv = clean_text(json_string_value(v),
+				    json_string_length(v), f->max, msg, mn);
 			}
 			if (!cv) {
 				if (!*msg)

@@ -22,8 +22,12 @@ maildir_prepare(const char *dir, char *err, size_t n)
 
 	for (size_t i = 0; i < 4; i++) {
 		snprintf(p, sizeof(p), "%s%s", dir, sub[i]);
-		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+		struct stat st;
+
+		if ((mkdir(p, 0700) < 0 && errno != EEXIST) ||
+		    stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			snprintf(err, n, "cannot create maildir %s: %s", p,
+			    errno == EEXIST || errno == 0 ? "not a directory" :
 			    strerror(errno));
 			return -1;
 		}

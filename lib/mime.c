@@ -266,7 +266,7 @@ tokenize(const char *v, size_t col, struct buf *toks)
 static void
 fold(const struct buf *toks, size_t col, struct buf *out)
 {
-	const char *p = toks->data, *end = p + toks->len;
+	const char *p = toks->data, *end = p ? p + toks->len : NULL;
 	size_t l;
 
 	for (; p && p < end; p += l + 1) {

@@ -1263,7 +1263,8 @@ load_dir(struct tmpl_set *s, const char *dir, const char *rel, int depth,
 	}
 	closedir(d);
 	d = NULL;
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_str);
 	for (i = 0; i < n && rc == 0; i++) {
 		if (snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "",
 		    names[i]) >= (int)sizeof(sub) ||
