@@ -86,6 +86,8 @@ struct sender {
 	time_t last_refresh;
 	long claim_want;                /* rows asked for by the claim in flight */
 	struct crate *claim_from;       /* its campaign bucket, or NULL */
+	struct crate *pending;          /* a refresh waiting for the claim */
+	size_t npending;
 };
 
 static unsigned
@@ -596,6 +598,21 @@ batch_work(void *arg)
 
 static void sender_claim(struct sender *s);
 
+/* Take the running campaigns fetched by the last refresh, then claim. */
+static void
+apply_pending(struct sender *s)
+{
+	if (!s->pending)
+		return;
+	free(s->crates);
+	s->crates = s->pending;
+	s->ncrates = s->npending;
+	s->pending = NULL;
+	s->npending = 0;
+	s->claim_from = NULL;
+	sender_claim(s);
+}
+
 static void
 on_recorded(void *arg, const PGresult *res, const char *err)
 {
@@ -621,6 +638,10 @@ on_links_added(void *arg, const PGresult *res, const char *err)
 			    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
 			    strtoull(PQgetvalue(res, i, 0), NULL, 10));
 	}
+	/* a test copy waited for its links: now it can be composed again */
+	if (b->done_cb)
+		b->done_cb(b->done_arg, 502, json_pack("{s:s, s:s}", "to",
+		    b->items[0].email, "status", "deferred"));
 	batch_free(b);
 }
 
@@ -645,6 +666,8 @@ batch_done(void *arg)
 
 		if (!it->status)
 			it->status = "queued";
+		if (b->done_cb && !strcmp(it->status, "queued"))
+			it->status = "cancelled";       /* a test copy: redone */
 		if (strcmp(it->status, "deferred") == 0 && it->retry_s > 0) {
 			delay = it->retry_s;    /* throttled, not failed: */
 			it->attempts = 0;       /* not an attempt */
@@ -711,16 +734,15 @@ batch_done(void *arg)
 	    "SELECT count(*) FROM u", 9, p, on_recorded, s);
 	for (int k = 0; k < 8; k++)
 		buf_free(&a[k]);
-	if (b->done_cb) {
+	if (b->done_cb && !b->missing.n) {
 		struct item *it = &b->items[0];
 
-		if (!strcmp(it->status, "queued") && b->missing.n)
-			it->status = "deferred";        /* links: retry the test */
 		b->done_cb(b->done_arg, !strcmp(it->status, "sent") ? 200 : 502,
 		    json_pack("{s:s, s:s, s:s?, s:s?}", "to", it->email, "status",
 		    it->status, "message_id", it->message_id[0] ?
 		    it->message_id : NULL, "response", it->text[0] ? it->text :
 		    NULL));
+		b->done_cb = NULL;
 	}
 	if (b->missing.n) {
 		struct buf u, t;
@@ -768,6 +790,13 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 		s->tokens += (double)(s->claim_want - n);
 	if (s->claim_from && s->claim_from->rate > 0)
 		s->claim_from->tokens += (double)(s->claim_want - n);
+	if (s->pending) {               /* a refresh arrived meanwhile */
+		s->claim_from = NULL;
+		if (err || n == 0) {
+			apply_pending(s);
+			return;
+		}
+	}
 	if (err) {
 		log_warn("claiming deliveries: %s", err);
 		return;
@@ -802,7 +831,9 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 		batch_free(b);  /* leases lapse: claimed again later */
 		return;
 	}
-	if (n == atoi(PQgetvalue(res, 0, 8)))
+	if (s->pending)
+		apply_pending(s);       /* claims again, with the new list */
+	else if (n == atoi(PQgetvalue(res, 0, 8)))
 		sender_claim(s);        /* a full batch: there may be more */
 }
 
@@ -867,15 +898,13 @@ on_running(void *arg, const PGresult *res, const char *err)
 				v[i].refill = s->crates[k].refill;
 			}
 	}
-	if (!s->claiming) {             /* claim_from points into the old */
-		free(s->crates);
-		s->crates = v;
-		s->ncrates = n;
-		sender_claim(s);
-	} else {
-		free(v);
-		s->last_refresh = 0;    /* again at the next tick */
-	}
+	/* claim_from points into the current array: swap when no claim is
+	 * in flight, else when it returns */
+	free(s->pending);
+	s->pending = v;
+	s->npending = n;
+	if (!s->claiming)
+		apply_pending(s);
 }
 
 /* Which running campaigns have a rate of their own: once a second. */
@@ -1090,6 +1119,10 @@ sched_started(void *arg, int status, json_t *result)
 		log_info("scheduled campaign %s started: %lld recipients",
 		    sc->name, (long long)json_integer_value(json_object_get(
 		    result, "recipients")));
+	else if (status != 204)
+		log_error("scheduled campaign %s did not start: %s", sc->name,
+		    json_string_value(json_object_get(json_object_get(result,
+		    "error"), "message")));
 	json_decref(result);
 	free(sc);
 }
@@ -1237,6 +1270,7 @@ sender_free(struct sender *s)
 		}
 	pthread_mutex_destroy(&s->links_lock);
 	free(s->crates);
+	free(s->pending);
 	for (size_t i = 0; i < 1024; i++)
 		while (s->domains[i]) {
 			struct domain *d = s->domains[i];

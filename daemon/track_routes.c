@@ -259,7 +259,8 @@ unsubscribe(struct httpd_req *r, void *arg)
 			    "s AS (UPDATE subscriptions SET status = 'unsubscribed',"
 			    " unsubscribed_at = now() WHERE lead_id = (SELECT "
 			    "lead_id FROM d) AND list_id = ANY((SELECT list_ids "
-			    "FROM d)) AND status <> 'unsubscribed' RETURNING 1), "
+			    "FROM d)::int[]) AND status <> 'unsubscribed' "
+			    "RETURNING 1), "
 			    /* per list; everywhere when the message had no list */
 			    "p AS (INSERT INTO suppressions (email, list_id, reason)"
 			    " SELECT d.email, x.list_id, 'unsubscribe' FROM d, "

@@ -3,6 +3,7 @@
  */
 #include "campaign.h"
 #include "cond.h"
+#include "lead.h"
 #include "mime.h"
 #include "tmpl.h"
 
@@ -29,6 +30,27 @@ static const struct conf_key campaign_keys[] = {
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef D
+
+static struct cfgfile_node *
+node_of(struct cfgfile_node *root, const char *key)
+{
+	for (struct cfgfile_node *n = root->child; n; n = n->next)
+		if (strcmp(n->key, key) == 0 && n->kind == CFGFILE_VALUE)
+			return n;
+	return NULL;
+}
+
+/* The byte offset of 1-based line:col in text. */
+static size_t
+offset_of(const char *text, int line, int col)
+{
+	size_t off = 0;
+
+	for (int l = 1; l < line && text[off]; off++)
+		if (text[off] == '\n')
+			l++;
+	return off + (size_t)(col > 0 ? col - 1 : 0);
+}
 
 static const struct cfgfile_pos *
 pos_of(struct cfgfile_node *root, const char *key, const struct cfgfile_pos *file)
@@ -187,8 +209,8 @@ def_free(struct campaign_def *c)
 
 /* Compile one header template; NULL for "". */
 static struct tmpl *
-header_tmpl(struct campaign_def *c, const char *key, const char *src,
-    const struct cfgfile_pos *at, struct cfgfile_errors *errs)
+header_tmpl(struct cfgfile_node *root, const char *key, const char *src,
+    struct cfgfile_errors *errs)
 {
 	struct tmpl_error te;
 	struct tmpl *t = NULL;
@@ -196,14 +218,13 @@ header_tmpl(struct campaign_def *c, const char *key, const char *src,
 	if (!*src)
 		return NULL;
 	if (tmpl_compile(key, src, strlen(src), &t, &te) < 0) {
-		struct cfgfile_pos p = *at;
+		struct cfgfile_node *n = node_of(root, key);
+		struct cfgfile_pos p = n ? cfgfile_value_pos(n, offset_of(src,
+		    te.line, te.col)) : root->pos;
 
-		if (te.line == 1)
-			p.col += te.col;        /* inside the quoted value */
 		cfgfile_error(errs, &p, "%s: %s", key, te.msg);
 		return NULL;
 	}
-	(void)c;
 	return t;
 }
 
@@ -220,6 +241,28 @@ check_address(const char *key, const char *src, const struct cfgfile_pos *at,
 	    sizeof(addr)) < 0 || !mime_addr_valid(addr, &why))
 		cfgfile_error(errs, at, "%s: '%s' is not a valid address%s%s",
 		    key, src, why ? ": " : "", why ? why : "");
+}
+
+struct field_check {
+	const struct cfgfile_pos *at;
+	struct cfgfile_errors *errs;
+	int bad;
+};
+
+/* An audience may read the lead's columns and its custom fields. */
+static void
+check_field(void *arg, const char *name)
+{
+	struct field_check *fc = arg;
+
+	if (strncmp(name, "fields.", 7) == 0)
+		return;
+	for (size_t i = 0; i < lead_sqlmap.ncols; i++)
+		if (strcmp(lead_sqlmap.cols[i].name, name) == 0)
+			return;
+	cfgfile_error(fc->errs, fc->at, "audience: no lead field '%s' (custom "
+	    "fields are written fields.%s)", name, name);
+	fc->bad = 1;
 }
 
 static struct campaign_def *
@@ -267,13 +310,11 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 		check_address("from", c->from_src, AT("from"), errs);
 	if (*c->reply_to_src)
 		check_address("reply_to", c->reply_to_src, AT("reply_to"), errs);
-	c->from = header_tmpl(c, "from", c->from_src, AT("from"), errs);
-	c->reply_to = header_tmpl(c, "reply_to", c->reply_to_src,
-	    AT("reply_to"), errs);
-	c->subject = header_tmpl(c, "subject", c->subject_src, AT("subject"),
+	c->from = header_tmpl(tree.root, "from", c->from_src, errs);
+	c->reply_to = header_tmpl(tree.root, "reply_to", c->reply_to_src, errs);
+	c->subject = header_tmpl(tree.root, "subject", c->subject_src, errs);
+	c->preheader = header_tmpl(tree.root, "preheader", c->preheader_src,
 	    errs);
-	c->preheader = header_tmpl(c, "preheader", c->preheader_src,
-	    AT("preheader"), errs);
 	if (*c->html_name && !(c->html = tmpl_set_get(templates, c->html_name)))
 		cfgfile_error(errs, AT("html"), "html: no template '%s' (a file "
 		    "%s.mustache in the templates directory)", c->html_name,
@@ -283,13 +324,15 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 		    "%s.mustache in the templates directory)", c->text_name,
 		    c->text_name);
 	if (*c->audience_src && cond_parse(c->audience_src, &c->audience,
-	    &ce) < 0) {
-		struct cfgfile_pos p = *AT("audience");
+	    &ce) == 0) {
+		struct field_check fc = { AT("audience"), errs, 0 };
 
-		if (ce.line == 1)
-			p.col += ce.col;
-		else
-			p.line += ce.line - 1, p.col = ce.col;
+		cond_fields(c->audience, check_field, &fc);
+	} else if (*c->audience_src) {
+		struct cfgfile_node *an = node_of(tree.root, "audience");
+		struct cfgfile_pos p = an ? cfgfile_value_pos(an,
+		    (size_t)ce.offset) : file;
+
 		cfgfile_error(errs, &p, "audience: %s", ce.msg);
 	}
 	if (strcmp(c->schedule_src, "manual") != 0 &&

@@ -27,6 +27,7 @@ struct lexer {
 	const char *p, *end;
 	struct cfgfile_pos pos;         /* position of the next char */
 	struct cfgfile_pos tpos;        /* position of the current token */
+	const char *tstart;             /* where the current token starts */
 	enum tok tok;
 	struct buf text;                /* current token's text */
 	struct cfgfile_tree *tree;
@@ -102,6 +103,7 @@ lex_next(struct lexer *lx)
 		break;
 	}
 	lx->tpos = lx->pos;
+	lx->tstart = lx->p;
 	if (lx->p >= lx->end)
 		return lx->tok = T_EOF;
 	switch (*lx->p) {
@@ -203,6 +205,7 @@ node_free(struct cfgfile_node *n)
 		free(n->key);
 		free(n->title);
 		free(n->value);
+		free(n->raw);
 		for (size_t i = 0; i < n->nitems; i++)
 			free(n->items[i]);
 		free(n->items);
@@ -346,8 +349,11 @@ parse_body(struct lexer *lx, struct cfgfile_node ***tail, int depth,
 			lex_next(lx);
 			if (lx->tok == T_WORD || lx->tok == T_STRING) {
 				n = node_new(CFGFILE_VALUE, key, &kpos);
-				if (n)
+				if (n) {
 					n->vpos = lx->tpos;
+					n->raw = strndup(lx->tstart,
+					    (size_t)(lx->p - lx->tstart));
+				}
 				if (n && !(n->value = strdup(buf_str(&lx->text)))) {
 					node_free(n);
 					n = NULL;
@@ -605,4 +611,27 @@ cfgfile_tree_free(struct cfgfile_tree *tree)
 		free(tree->files[i]);
 	free(tree->files);
 	memset(tree, 0, sizeof(*tree));
+}
+
+struct cfgfile_pos
+cfgfile_value_pos(const struct cfgfile_node *n, size_t offset)
+{
+	struct cfgfile_pos p = n->vpos;
+	const char *r = n->raw;
+
+	if (!r)
+		return p;
+	if (*r != '"') {                /* a bare word: no escapes */
+		p.col += (int)offset;
+		return p;
+	}
+	r++;
+	p.col++;
+	for (size_t i = 0; i < offset && *r && *r != '"'; i++) {
+		int w = *r == '\\' ? 2 : 1;
+
+		r += w;
+		p.col += w;
+	}
+	return p;
 }

@@ -40,6 +40,7 @@ struct cfgfile_node {
 	struct cfgfile_node *next;      /* next sibling */
 	struct cfgfile_pos pos;         /* where the key is */
 	struct cfgfile_pos vpos;        /* VALUE: where the value is */
+	char *raw;                      /* VALUE: the value as written */
 	int used;                       /* set by whoever consumed it */
 };
 
@@ -71,5 +72,13 @@ int cfgfile_parse(const char *path, struct cfgfile_tree *tree,
 int cfgfile_parse_string(const char *name, const char *text, size_t len,
     struct cfgfile_tree *tree, struct cfgfile_errors *errs);
 void cfgfile_tree_free(struct cfgfile_tree *tree);
+
+/*
+ * The position of byte `offset` of a VALUE node's (unescaped) value in the
+ * file, counting its quote and escapes: for messages about a part of a
+ * value, such as a condition or a template inside a string.
+ */
+struct cfgfile_pos cfgfile_value_pos(const struct cfgfile_node *n,
+    size_t offset);
 
 #endif
