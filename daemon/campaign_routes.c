@@ -166,10 +166,6 @@ campaign_routes_register(struct lc_daemon *d)
 		  "api_campaign", campaign_action, NULL },
 	};
 
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		struct httpd_route rt = routes[i];
-
-		rt.arg = d;
-		httpd_add_route(d->httpd, &rt);
-	}
+	httpd_add_routes(d->httpd, routes, sizeof(routes) / sizeof(routes[0]),
+	    d);
 }

@@ -197,6 +197,20 @@ httpd_add_route(struct httpd *h, const struct httpd_route *route)
 	return 0;
 }
 
+int
+httpd_add_routes(struct httpd *h, const struct httpd_route *routes, size_t n,
+    void *arg)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct httpd_route rt = routes[i];
+
+		rt.arg = arg;
+		if (httpd_add_route(h, &rt) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 size_t
 httpd_in_flight(const struct httpd *h)
 {

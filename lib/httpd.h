@@ -70,6 +70,9 @@ void httpd_set_limits(struct httpd *h, size_t max_body, size_t max_headers,
 void httpd_set_token(struct httpd *h, const char *token);
 /* Add a route (the struct is copied). Later routes do not override. */
 int httpd_add_route(struct httpd *h, const struct httpd_route *route);
+/* Add n routes, each with arg as its handler argument. */
+int httpd_add_routes(struct httpd *h, const struct httpd_route *routes,
+    size_t n, void *arg);
 /* Requests received but not yet answered. */
 size_t httpd_in_flight(const struct httpd *h);
 
