@@ -127,14 +127,14 @@ struct route_team {
 	char *method_src;               /* as written */
 	enum route_method method;
 	long offer_window_ms;
-	long max_offers;                /* one-at-a-time offers before broadcast */
+	long max_offers;                /* single offers before the broadcast */
 	int broadcast_round;            /* broadcast when the offers ran out */
 	char *catch_all_id;             /* "" = none */
 	char *manager_id;               /* "" = none */
 	struct conf_strlist tiers_src;
 	size_t catch_all;               /* rep index or ROUTE_NONE */
 	size_t manager;                 /* rep index or ROUTE_NONE */
-	struct route_tier *tiers;       /* score_tiers: by minimum, highest first */
+	struct route_tier *tiers;       /* score_tiers: highest minimum first */
 	size_t ntiers;
 	size_t *members;                /* rep indexes, in file order */
 	int *member_tier;               /* score_tiers: tier index per member */
@@ -186,7 +186,7 @@ struct route_conf {
 	size_t nreps;
 	struct route_rule *rules;       /* in file order */
 	size_t nrules;
-	char **zones;                   /* distinct rep zones; NULL entry = UTC */
+	char **zones;                   /* distinct zones; [0] NULL = UTC */
 	size_t nzones;
 	size_t *rep_by_id;              /* rep indexes sorted by id */
 };
@@ -210,7 +210,7 @@ const struct route_rule *route_rule_find(const struct route_conf *rc,
     const char *name);
 const char *route_method_name(enum route_method m);
 
-/* ---- runtime state -------------------------------------------------------- */
+/* ---- runtime state ----------------------------------------------------- */
 
 struct route_rep_state {
 	double pass;            /* stride pass: the lowest eligible wins */
@@ -242,8 +242,8 @@ struct route_history {
 };
 
 enum route_action {
-	ROUTE_OFFER,            /* offer to rep, for the team's offer_window */
-	ROUTE_BROADCAST,        /* first-claim offer to each rep of set */
+	ROUTE_OFFER_ONE,        /* offer to rep, for the team's offer_window */
+	ROUTE_OFFER_ALL,        /* first-claim offer to each rep of set */
 	ROUTE_ASSIGN,           /* assign to rep (catch-all owner): no offer */
 	ROUTE_QUEUE             /* into the team's manual or pull queue */
 };
@@ -252,7 +252,7 @@ struct route_result {
 	const struct route_rule *rule;  /* route_decide: the matching rule */
 	const struct route_team *team;
 	enum route_action action;
-	size_t rep;             /* OFFER, ASSIGN; else ROUTE_NONE */
+	size_t rep;             /* OFFER_ONE, ASSIGN; else ROUTE_NONE */
 	size_t *set;            /* caller's buffer, or NULL; on return the
 	                         * eligible reps (file order): the broadcast
 	                         * set, or the candidates an offer chose from */
