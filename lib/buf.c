@@ -62,9 +62,15 @@ buf_puts(struct buf *b, const char *s)
 }
 
 int
-buf_putc(struct buf *b, char c)
+buf_putc_slow(struct buf *b, char c)
 {
 	return buf_append(b, &c, 1);
+}
+
+int
+buf_grow(struct buf *b, size_t n)
+{
+	return buf_reserve(b, n);
 }
 
 int

@@ -29,7 +29,22 @@ void buf_init(struct buf *b, size_t limit);
 /* Each returns 0, or -1 (and sets b->overflow) if the limit or memory ran out. */
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
-int buf_putc(struct buf *b, char c);
+/* Make room for n more bytes now (encoders that know their output size). */
+int buf_grow(struct buf *b, size_t n);
+int buf_putc_slow(struct buf *b, char c);
+
+/* One byte: the common case inline, for encoders that write byte by byte. */
+static inline int
+buf_putc(struct buf *b, char c)
+{
+	if (b->len + 1 < b->cap && !b->overflow &&
+	    (!b->limit || b->len < b->limit)) {
+		b->data[b->len++] = c;
+		b->data[b->len] = '\0';
+		return 0;
+	}
+	return buf_putc_slow(b, c);
+}
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)

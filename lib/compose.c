@@ -172,6 +172,11 @@ compose_message(const struct compose_spec *s, uint64_t delivery_id,
 	buf_init(&text, s->max_size);
 	buf_init(&body, s->max_size);
 	buf_init(&sig, 0);
+	/* a newsletter is tens of KB: start there rather than doubling up */
+	buf_grow(&html, 32768);
+	buf_grow(&tracked, 32768);
+	buf_grow(&text, 8192);
+	buf_grow(&body, 65536);
 	if (!mime_addr_valid(rcpt, &why)) {
 		snprintf(out->err, sizeof(out->err), "recipient %.120s: %s", rcpt,
 		    why ? why : "not an address");
@@ -294,6 +299,7 @@ compose_message(const struct compose_spec *s, uint64_t delivery_id,
 	    &sig, out->err, sizeof(out->err)) < 0)
 		goto done;
 	buf_reset(&out->msg);
+	buf_grow(&out->msg, sig.len + body.len);
 	buf_append(&out->msg, buf_str(&sig), sig.len);
 	buf_append(&out->msg, buf_str(&body), body.len);
 	token_sign(s->key, 'b', delivery_id, 0, tok);

@@ -681,6 +681,7 @@ mime_qp_encode(const char *in, size_t len, struct buf *out)
 	const unsigned char *s = (const unsigned char *)in;
 	size_t col = 0, i;
 
+	buf_grow(out, len + len / 8 + 64);     /* most text: few escapes */
 	for (i = 0; i < len; i++) {
 		unsigned char c = s[i];
 		char e[3] = { '=', hexdig[c >> 4], hexdig[c & 15] };
@@ -718,6 +719,7 @@ mime_b64_encode(const void *in, size_t len, struct buf *out)
 	char q[4];
 	uint32_t v;
 
+	buf_grow(out, (len + 2) / 3 * 4 + (len / 57 + 1) * 2);
 	for (size_t i = 0; i < len; i += 3) {
 		v = (uint32_t)s[i] << 16;
 		if (i + 1 < len)
