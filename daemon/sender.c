@@ -80,6 +80,7 @@ struct sender {
 		long rate;              /* messages/s, 0 = no limit of its own */
 		double tokens;
 		struct timespec refill;
+		uint64_t cursor;        /* its own claims' cursor */
 	} *crates;
 	size_t ncrates, rr;
 	int refreshing;
@@ -88,6 +89,10 @@ struct sender {
 	struct crate *claim_from;       /* its campaign bucket, or NULL */
 	struct crate *pending;          /* a refresh waiting for the claim */
 	size_t npending;
+	/* Claims go on from the last id claimed; a short claim means the end
+	 * was reached, and the next one starts over from the beginning (for
+	 * retries come due and lapsed leases). */
+	uint64_t cursor;
 };
 
 static unsigned
@@ -785,6 +790,15 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 
 	s->claiming = 0;
 	n = err ? 0 : PQntuples(res);
+	{
+		uint64_t *cur = s->claim_from ? &s->claim_from->cursor :
+		    &s->cursor;
+
+		if (!err && n < s->claim_want)
+			*cur = 0;       /* the end: next time from the start */
+		else if (n > 0)
+			*cur = strtoull(PQgetvalue(res, n - 1, 0), NULL, 10);
+	}
 	/* what was not used goes back to the rate limiters */
 	if (s->d->conf->mail.rate > 0)
 		s->tokens += (double)(s->claim_want - n);
@@ -892,10 +906,12 @@ on_running(void *arg, const PGresult *res, const char *err)
 		v[i].tokens = (double)v[i].rate;
 		clock_gettime(CLOCK_MONOTONIC, &v[i].refill);
 		for (size_t k = 0; k < s->ncrates; k++)
-			if (s->crates[k].id == v[i].id && s->crates[k].rate ==
-			    v[i].rate) {
-				v[i].tokens = s->crates[k].tokens;
-				v[i].refill = s->crates[k].refill;
+			if (s->crates[k].id == v[i].id) {
+				v[i].cursor = s->crates[k].cursor;
+				if (s->crates[k].rate == v[i].rate) {
+					v[i].tokens = s->crates[k].tokens;
+					v[i].refill = s->crates[k].refill;
+				}
 			}
 	}
 	/* claim_from points into the current array: swap when no claim is
@@ -926,8 +942,8 @@ static void
 sender_claim(struct sender *s)
 {
 	struct conf_mail *mc = &s->d->conf->mail;
-	char limit[32], lease[32], node[32], lim2[32];
-	const char *p[5] = { limit, lease, node, lim2, NULL };
+	char limit[32], lease[32], node[32], lim2[32], cursor[32];
+	const char *p[6] = { limit, lease, node, lim2, NULL, cursor };
 	struct buf ids;
 	long n = mc->batch;
 	int rated = 0;
@@ -982,6 +998,8 @@ sender_claim(struct sender *s)
 	snprintf(lim2, sizeof(lim2), "%ld", n);
 	snprintf(lease, sizeof(lease), "%ld", mc->lease_ms);
 	snprintf(node, sizeof(node), "%lld", s->d->node_id);
+	snprintf(cursor, sizeof(cursor), "%llu", (unsigned long long)
+	    (s->claim_from ? s->claim_from->cursor : s->cursor));
 	s->claiming = 1;
 	if (db_query(s->d->db,
 	    "WITH c AS (SELECT d.id FROM deliveries d WHERE d.campaign_id = "
@@ -990,7 +1008,7 @@ sender_claim(struct sender *s)
 	    "AND d.status IN ('queued', 'deferred', 'sending') AND "
 	    "(d.vars IS NULL OR NOT d.vars ? 'test') AND "
 	    "d.next_attempt_at <= now() AND (d.status <> 'sending' OR "
-	    "d.lease_until < now()) ORDER BY d.campaign_id, d.id LIMIT $1 "
+	    "d.lease_until < now()) AND d.id > $6::bigint ORDER BY d.id LIMIT $1 "
 	    "FOR UPDATE SKIP LOCKED), "
 	    "u AS (UPDATE deliveries d SET status = 'sending', lease_until = "
 	    "now() + $2 * interval '1 millisecond', node_id = $3, attempts = "
@@ -1009,7 +1027,7 @@ sender_claim(struct sender *s)
 	    "extract(epoch FROM now() - u.created_at)::bigint, $4::int "
 	    "FROM u JOIN campaigns cp ON cp.id = u.campaign_id "
 	    "LEFT JOIN leads l ON l.id = u.lead_id ORDER BY u.id",
-	    5, p, on_claimed, s) < 0)
+	    6, p, on_claimed, s) < 0)
 		s->claiming = 0;
 	buf_free(&ids);
 }

@@ -120,8 +120,11 @@ CREATE TABLE deliveries (
 -- vars (their template data) and may repeat.
 CREATE UNIQUE INDEX deliveries_once ON deliveries (campaign_id, lead_id)
 	WHERE vars IS NULL;
-CREATE INDEX deliveries_due ON deliveries (campaign_id, id)
+-- Claims walk this in id order from a cursor (see sender.c), so the
+-- entries of rows already sent, dead until vacuum, are not walked again.
+CREATE INDEX deliveries_due ON deliveries (id)
 	WHERE status IN ('queued', 'deferred', 'sending');
+CREATE INDEX deliveries_campaign ON deliveries (campaign_id, status);
 CREATE INDEX deliveries_message_id ON deliveries (message_id)
 	WHERE message_id IS NOT NULL;
 
