@@ -258,8 +258,8 @@ subscribe(struct lc_daemon *d, struct httpd_req *r, const char *list)
 		    "address");
 		return;
 	}
-	if (!(lead = lead_clean(body, 0, field, sizeof(field), msg,
-	    sizeof(msg)))) {
+	if (!(lead = lead_clean(body, 0, d->conf->default_country, field,
+	    sizeof(field), msg, sizeof(msg)))) {
 		json_decref(body);
 		httpd_reply_error(r, 400, field, msg);
 		return;
@@ -325,8 +325,8 @@ import(struct lc_daemon *d, struct httpd_req *r, const char *list)
 		json_t *lead;
 		const char *e;
 
-		if (!(lead = lead_clean(row, 0, field, sizeof(field), msg,
-		    sizeof(msg)))) {
+		if (!(lead = lead_clean(row, 0, d->conf->default_country,
+		    field, sizeof(field), msg, sizeof(msg)))) {
 			json_array_append_new(errors, json_pack("{s:I, s:s, s:s}",
 			    "index", (json_int_t)i, "field", field, "message",
 			    msg));

@@ -4,6 +4,7 @@
 #include "lead.h"
 #include "cond.h"
 #include "mime.h"
+#include "phone.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -202,9 +203,26 @@ add_custom(json_t *custom, const char *k, const json_t *v, char *field,
 	return 0;
 }
 
+/* The phone number in cv (a string, stolen) in E.164, or NULL with msg. */
+static json_t *
+clean_phone(json_t *cv, const char *default_country, char *msg, size_t mn)
+{
+	char e164[PHONE_E164_MAX], err[160];
+
+	if (phone_normalize(json_string_value(cv), default_country, e164,
+	    sizeof(e164), err, sizeof(err)) < 0) {
+		snprintf(msg, mn, "'%.64s' is not a phone number: %s",
+		    json_string_value(cv), err);
+		json_decref(cv);
+		return NULL;
+	}
+	json_decref(cv);
+	return json_string(e164);
+}
+
 json_t *
-lead_clean(const json_t *in, int custom_unknown, char *field, size_t fn,
-    char *msg, size_t mn)
+lead_clean(const json_t *in, int custom_unknown, const char *default_country,
+    char *field, size_t fn, char *msg, size_t mn)
 {
 	json_t *out, *custom, *v;
 	const char *k;
@@ -301,6 +319,9 @@ lead_clean(const json_t *in, int custom_unknown, char *field, size_t fn,
 			json_decref(cv);
 			cv = json_string(e);
 			free(e);
+		} else if (strcmp(k, "phone") == 0 &&
+		    !(cv = clean_phone(cv, default_country, msg, mn))) {
+			goto bad;
 		}
 		json_object_set_new(out, k, cv);
 	}

@@ -37,12 +37,16 @@ const struct lead_field *lead_field(const char *name);
  * Check and normalize in (a JSON object from outside): standard fields
  * (strings; numbers for numeric fields, or numeric strings), "fields" (an
  * object of custom fields with scalar values), email (a valid address,
- * domain lowercased). Unknown top-level keys are custom fields when
- * custom_unknown is set, else errors. Returns a new object (caller owns),
- * or NULL with field (the offending key) and msg filled.
+ * domain lowercased), phone (normalized to E.164 by phone_normalize(),
+ * numbers written without a country code read in default_country, an ISO
+ * 3166 code; NULL or "" for none: such numbers are then errors). Unknown
+ * top-level keys are custom fields when custom_unknown is set, else
+ * errors. Returns a new object (caller owns), or NULL with field (the
+ * offending key) and msg filled.
  */
-json_t *lead_clean(const json_t *in, int custom_unknown, char *field,
-    size_t fn, char *msg, size_t mn);
+json_t *lead_clean(const json_t *in, int custom_unknown,
+    const char *default_country, char *field, size_t fn, char *msg,
+    size_t mn);
 
 /* The SQL columns of leads (alias l), for cond_to_sql. */
 extern const struct cond_sqlmap lead_sqlmap;

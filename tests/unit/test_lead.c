@@ -38,6 +38,7 @@
 /* ---- helpers ----------------------------------------------------------- */
 
 static char field[128], msg[256];
+static const char *country;             /* default_country of clean() */
 
 /* lead_clean() of the JSON text src; NULL on failure (field, msg set). */
 static json_t *
@@ -48,7 +49,7 @@ clean(const char *src, int custom_unknown)
 
 	if (!in)
 		fail_msg("bad test JSON %s: %s", src, je.text);
-	out = lead_clean(in, custom_unknown, field, sizeof(field), msg,
+	out = lead_clean(in, custom_unknown, country, field, sizeof(field), msg,
 	    sizeof(msg));
 	json_decref(in);
 	return out;
@@ -92,7 +93,7 @@ bad_value(const char *key, json_t *v, const char *wfield, const char *wmsg)
 	json_t *in = json_object(), *out;
 
 	json_object_set_new(in, key, v);
-	out = lead_clean(in, 0, field, sizeof(field), msg, sizeof(msg));
+	out = lead_clean(in, 0, NULL, field, sizeof(field), msg, sizeof(msg));
 	json_decref(in);
 	assert_null(out);
 	assert_string_equal(field, wfield);
@@ -203,12 +204,12 @@ not_an_object(void **state)
 
 	(void)state;
 	strcpy(field, "junk");
-	out = lead_clean(a, 0, field, sizeof(field), msg, sizeof(msg));
+	out = lead_clean(a, 0, NULL, field, sizeof(field), msg, sizeof(msg));
 	assert_null(out);
 	assert_string_equal(field, "");
 	assert_string_equal(msg, "a lead is a JSON object");
 	json_decref(a);
-	out = lead_clean(NULL, 0, field, sizeof(field), msg, sizeof(msg));
+	out = lead_clean(NULL, 0, NULL, field, sizeof(field), msg, sizeof(msg));
 	assert_null(out);
 }
 
@@ -252,9 +253,11 @@ text_from_numbers(void **state)
 
 	(void)state;
 	/* a phone or postal code given as a JSON number */
+	country = "FR";
 	out = ok("{\"phone\": 33612345678, \"postal_code\": 75011,"
 	    " \"region\": 2.5}", 0);
-	assert_string_equal(str(out, "phone"), "33612345678");
+	country = NULL;
+	assert_string_equal(str(out, "phone"), "+33612345678");
 	assert_string_equal(str(out, "postal_code"), "75011");
 	assert_string_equal(str(out, "region"), "2.5");
 	json_decref(out);
@@ -279,8 +282,9 @@ text_bounds(void **state)
 	json_decref(out);
 	/* blanks around do not count */
 	snprintf(src, sizeof(src), "{\"phone\": \"   %s   \"}",
-	    "+33 6 12 34 56 78 90 12 34 56 78");
+	    "+33 (0)6 12-34-56-78 ext. 12345");        /* 31 bytes */
 	out = ok(src, 0);
+	assert_string_equal(str(out, "phone"), "+33612345678");
 	json_decref(out);
 	/* one over */
 	run = quoted_run('x', 201);
@@ -337,7 +341,8 @@ text_invalid_utf8(void **state)
 		json_object_set_new(f, "note", json_stringn_nocheck("\xc0\xaf",
 		    2));            /* overlong '/' */
 		json_object_set_new(in, "fields", f);
-		out = lead_clean(in, 0, field, sizeof(field), msg, sizeof(msg));
+		out = lead_clean(in, 0, NULL, field, sizeof(field), msg,
+		    sizeof(msg));
 		assert_null(out);
 		assert_string_equal(field, "fields.note");
 		assert_string_equal(msg, "not valid UTF-8");
@@ -354,7 +359,7 @@ text_with_nul_byte(void **state)
 
 	(void)state;
 	json_object_set_new(in, "company", json_stringn("Acme\0Evil", 9));
-	out = lead_clean(in, 0, field, sizeof(field), msg, sizeof(msg));
+	out = lead_clean(in, 0, NULL, field, sizeof(field), msg, sizeof(msg));
 	json_decref(in);
 	if (out) {
 		/* clean_text() works on the C string (strlen), so "Acme\0Evil"
@@ -387,6 +392,75 @@ email_normalized(void **state)
 	out = ok("{\"email\": \"  \"}", 0);
 	assert_null(json_object_get(out, "email"));
 	json_decref(out);
+}
+
+/* ---- phone numbers ------------------------------------------------------ */
+
+static void
+phone_normalized(void **state)
+{
+	static const struct { const char *country, *in, *want; } cases[] = {
+		{ "US", "(313) 555-0142", "+13135550142" },
+		{ "US", "313.555.0142", "+13135550142" },
+		{ "US", "1 313 555 0142", "+13135550142" },
+		{ "US", "+1 (313) 555-0142 x123", "+13135550142" },
+		{ "us", "011 44 20 7946 0958", "+442079460958" },
+		{ "GB", "020 7946 0958", "+442079460958" },
+		{ "GB", "+44 (0)20 7946 0958", "+442079460958" },
+		{ "FR", "06 12 34 56 78", "+33612345678" },
+		{ "FR", "tel:+1-313-555-0142", "+13135550142" },
+		{ NULL, "+33 6 12 34 56 78", "+33612345678" },
+		{ "", "0044 20 7946 0958", "+442079460958" },
+	};
+	char src[256];
+	json_t *out;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		country = cases[i].country;
+		snprintf(src, sizeof(src), "{\"phone\": \"%s\"}", cases[i].in);
+		out = ok(src, 0);
+		if (strcmp(str(out, "phone"), cases[i].want) != 0)
+			fail_msg("%s in %s: got %s, want %s", cases[i].in,
+			    cases[i].country ? cases[i].country : "(none)",
+			    str(out, "phone"), cases[i].want);
+		json_decref(out);
+	}
+	/* a number given as a JSON number, read in the default country */
+	country = "US";
+	out = ok("{\"phone\": 3135550142}", 0);
+	assert_string_equal(str(out, "phone"), "+13135550142");
+	json_decref(out);
+	/* blank is absent, as for any text */
+	out = ok("{\"phone\": \"  \", \"email\": \"a@example.com\"}", 0);
+	assert_null(json_object_get(out, "phone"));
+	json_decref(out);
+	country = NULL;
+}
+
+static void
+phone_invalid(void **state)
+{
+	(void)state;
+	/* no country code and no default country */
+	country = NULL;
+	bad("{\"phone\": \"(313) 555-0142\"}", 0, "phone",
+	    "'(313) 555-0142' is not a phone number");
+	country = "";
+	bad("{\"phone\": \"313 555 0142\"}", 0, "phone",
+	    "is not a phone number");
+	country = "US";
+	bad("{\"phone\": \"call me maybe\"}", 0, "phone",
+	    "'call me maybe' is not a phone number: ");
+	bad("{\"phone\": \"555-0142\"}", 0, "phone", "is not a phone number");
+	bad("{\"phone\": \"+999 1234 5678\"}", 0, "phone",
+	    "is not a phone number");
+	bad("{\"phone\": \"313 555 0142 +1\"}", 0, "phone",
+	    "is not a phone number");
+	/* the other fields are fine: the error names phone, not them */
+	bad("{\"email\": \"a@example.com\", \"phone\": \"12\", "
+	    "\"city\": \"Detroit\"}", 0, "phone", "is not a phone number");
+	country = NULL;
 }
 
 static void
@@ -689,7 +763,7 @@ input_untouched_and_small_buffers(void **state)
 	(void)state;
 	assert_non_null(in);
 	copy = json_deep_copy(in);
-	out = lead_clean(in, 0, field, sizeof(field), msg, sizeof(msg));
+	out = lead_clean(in, 0, NULL, field, sizeof(field), msg, sizeof(msg));
 	assert_non_null(out);
 	assert_true(json_equal(in, copy));      /* input not modified */
 	assert_string_equal(str(out, "email"), "JANE@example.com");
@@ -701,7 +775,7 @@ input_untouched_and_small_buffers(void **state)
 		char f[4], m[8];
 
 		in = json_loads("{\"company_size\": \"lots\"}", 0, &je);
-		assert_null(lead_clean(in, 0, f, sizeof(f), m, sizeof(m)));
+		assert_null(lead_clean(in, 0, NULL, f, sizeof(f), m, sizeof(m)));
 		assert_string_equal(f, "com");
 		assert_int_equal(strlen(m), sizeof(m) - 1);
 		json_decref(in);
@@ -724,6 +798,8 @@ main(void)
 		cmocka_unit_test(text_with_nul_byte),
 		cmocka_unit_test(email_normalized),
 		cmocka_unit_test(email_invalid),
+		cmocka_unit_test(phone_normalized),
+		cmocka_unit_test(phone_invalid),
 		cmocka_unit_test(numbers),
 		cmocka_unit_test(numbers_blank_string),
 		cmocka_unit_test(numbers_hex_string),
