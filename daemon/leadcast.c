@@ -39,6 +39,27 @@ usage(FILE *f)
 	    "  subscribers import FILE.csv --list LIST [--unconfirmed]\n"
 	    "                          [--map 'Column=field,...']\n"
 	    "  subscribers export --list LIST [--status S] [--out FILE.csv]\n"
+	    "  leads import FILE.csv --source NAME [--map 'Column=field,...']\n"
+	    "  lead add --email E [--phone P] [--first-name F] [--last-name L]\n"
+	    "           [--company C] [--source S] [--field name=value ...]\n"
+	    "  lead show ID            a lead, its score, owner and history\n"
+	    "  lead list [--status S] [--owner REP] [--team T] [--source S] "
+	    "[--limit N]\n"
+	    "  lead assign ID REP [--note TEXT]\n"
+	    "  lead status ID contacted|qualified|won|lost|recycled "
+	    "[--note TEXT]\n"
+	    "  rep list                reps, duty, hours, load\n"
+	    "  rep add ID --email E [--phone P] [--name N] [--team T ...] "
+	    "[--weight W]\n"
+	    "          [--capacity C] [--time-zone Z] [--hours 'mon-fri "
+	    "09:00-17:00' ...]\n"
+	    "          [--skill S ...] [--territory T ...] [--product P ...] "
+	    "[--language L ...]\n"
+	    "  rep on|off ID           put a rep on or off duty\n"
+	    "  rep token ID            the rep's personal API token\n"
+	    "  report routing [--since DATE|7d] [--csv]\n"
+	    "                          offers, acceptance, speed-to-lead by rep,"
+	    " team, rule, source\n"
 	    "  dkim-keygen DOMAIN SELECTOR [--ed25519] [--out FILE]\n"
 	    "                          make a DKIM key, print its DNS record "
 	    "(offline)\n"
@@ -526,6 +547,13 @@ main(int argc, char **argv)
 		return 1;
 	}
 	cmd = argv[optind++];
+	/* the routing commands parse their own options (cli_leads.c) */
+	if (!strcmp(cmd, "lead") || !strcmp(cmd, "leads"))
+		return cli_lead(path, argc - optind, argv + optind);
+	if (!strcmp(cmd, "rep") || !strcmp(cmd, "reps"))
+		return cli_rep(path, argc - optind, argv + optind);
+	if (!strcmp(cmd, "report"))
+		return cli_report(path, argc - optind, argv + optind);
 	/* the command's own words and options, in any order */
 	for (; optind < argc; optind++) {
 		const char *a = argv[optind];

@@ -1,0 +1,207 @@
+/*
+ * cli_report - `leadcast report routing [--since DATE] [--json|--csv]`:
+ * the routing report (offers, acceptance and speed-to-lead per rep, team,
+ * rule and source) from GET /api/v1/reports/routing, as one aligned table
+ * per grouping, the API's JSON, or one CSV with a "by" column.
+ *
+ * --since takes a date or a duration back from now (cli_fmt_since) and
+ * sends ISO 8601 UTC; without it the daemon's default period applies.
+ */
+#include "config.h"
+#include "cli.h"
+#include "cli_fmt.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf.h"
+
+static const char *const groupings[] = { "rep", "team", "rule", "source",
+    NULL };
+static const char *const secs_keys[] = { "first_offer_p50_s",
+    "first_offer_p90_s", "accept_p50_s", "accept_p90_s" };
+
+/* accepted/offered as a percentage, or "-" when nothing was offered */
+static const char *
+acceptance(const json_t *row, int csv, char *out, size_t n)
+{
+	double off = json_number_value(json_object_get(row, "offered"));
+	double acc = json_number_value(json_object_get(row, "accepted"));
+
+	if (off <= 0)
+		snprintf(out, n, "%s", csv ? "" : "-");
+	else
+		snprintf(out, n, csv ? "%.1f" : "%.0f%%", 100.0 * acc / off);
+	return out;
+}
+
+static void
+csv_cell(const char *s, int last)
+{
+	if (strpbrk(s, ",\"\r\n")) {
+		putchar('"');
+		for (; *s; s++) {
+			if (*s == '"')
+				putchar('"');
+			putchar(*s);
+		}
+		putchar('"');
+	} else {
+		fputs(s, stdout);
+	}
+	fputs(last ? "\r\n" : ",", stdout);
+}
+
+static void
+print_csv(const json_t *by)
+{
+	static const char *const head[] = { "by", "key", "offered", "accepted",
+	    "rejected", "expired", "acceptance_pct", "first_offer_p50_s",
+	    "first_offer_p90_s", "accept_p50_s", "accept_p90_s" };
+	const char *g;
+	json_t *rows, *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(head) / sizeof(head[0]); i++)
+		csv_cell(head[i], i + 1 == sizeof(head) / sizeof(head[0]));
+	json_object_foreach((json_t *)by, g, rows) {
+		json_array_foreach(rows, i, r) {
+			static const char *const counts[] = { "offered", "accepted",
+			    "rejected", "expired" };
+			char v[256];
+
+			csv_cell(g, 0);
+			csv_cell(cli_fmt_scalar(json_object_get(r, "key"), "", v,
+			    sizeof(v)), 0);
+			for (size_t k = 0; k < 4; k++)
+				csv_cell(cli_fmt_scalar(json_object_get(r, counts[k]),
+				    "0", v, sizeof(v)), 0);
+			csv_cell(acceptance(r, 1, v, sizeof(v)), 0);
+			for (size_t k = 0; k < 4; k++)
+				csv_cell(cli_fmt_scalar(json_object_get(r, secs_keys[k]),
+				    "", v, sizeof(v)), k == 3);
+		}
+	}
+}
+
+static void
+print_group(const char *g, const json_t *rows)
+{
+	char key[16];
+	const char *head[10] = { key, "OFFERED", "ACCEPTED", "REJECTED",
+	    "EXPIRED", "ACCEPT %", "TO OFFER p50", "p90", "TO ACCEPT p50",
+	    "p90" };
+	struct cli_table t;
+	json_t *r;
+	size_t i;
+
+	snprintf(key, sizeof(key), "%s", g);
+	for (char *p = key; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	printf("\nby %s\n", g);
+	if (json_array_size(rows) == 0) {
+		printf("  (nothing routed)\n");
+		return;
+	}
+	cli_table_init(&t, 10, head, "lrrrrrrrrr");
+	json_array_foreach((json_t *)rows, i, r) {
+		char k[256], c[4][32], pct[16], d[4][32];
+		const char *row[10] = { k, c[0], c[1], c[2], c[3], pct, d[0], d[1],
+		    d[2], d[3] };
+		static const char *const counts[] = { "offered", "accepted",
+		    "rejected", "expired" };
+
+		cli_fmt_scalar(json_object_get(r, "key"), "(none)", k, sizeof(k));
+		for (size_t j = 0; j < 4; j++)
+			cli_fmt_scalar(json_object_get(r, counts[j]), "0", c[j],
+			    sizeof(c[j]));
+		acceptance(r, 0, pct, sizeof(pct));
+		for (size_t j = 0; j < 4; j++) {
+			json_t *v = json_object_get(r, secs_keys[j]);
+
+			if (json_is_number(v))
+				cli_fmt_duration(json_number_value(v), d[j],
+				    sizeof(d[j]));
+			else
+				snprintf(d[j], sizeof(d[j]), "%s", "-");
+		}
+		cli_table_add(&t, row);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+}
+
+static int
+report_routing(const struct cli_args *a)
+{
+	const char *since = cli_arg(a, "since");
+	int csv = cli_arg(a, "csv") != NULL;
+	char iso[64], q[128], err[256], url[256];
+	json_t *doc = NULL, *by, *rows;
+	struct conf *c;
+	const char *g;
+	int rc;
+
+	if (a->nwords != 1 || (csv && json_out)) {
+		fprintf(stderr, "usage: leadcast report routing [--since DATE] "
+		    "[--json|--csv]\n"
+		    "       DATE: YYYY-MM-DD, 'YYYY-MM-DD HH:MM' (local time), "
+		    "ISO 8601, or 30m, 24h, 7d, 2w back from now\n");
+		return 2;
+	}
+	if (since && cli_fmt_since(since, time(NULL), iso, sizeof(iso), err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "leadcast report routing: --since: %s\n", err);
+		return 2;
+	}
+	if (!(c = cli_load(a->path)))
+		return 1;
+	snprintf(url, sizeof(url), "/api/v1/reports/routing%s%s", since ?
+	    "?since=" : "", since ? cli_fmt_query(iso, q, sizeof(q)) : "");
+	rc = cli_request(c, "GET", url, NULL, &doc);
+	if (rc != 0) {
+		conf_free(c);
+		return rc;
+	}
+	by = json_object_get(doc, "by");
+	if (json_out) {
+		print_json(doc);
+		doc = NULL;
+	} else if (csv) {
+		print_csv(by);
+	} else {
+		char s[64];
+
+		printf("routing since %s\n", cli_fmt_time(json_object_get(doc,
+		    "since"), "the start", s, sizeof(s)));
+		for (const char *const *p = groupings; *p; p++)
+			print_group(*p, json_object_get(by, *p));
+		json_object_foreach(by, g, rows) {
+			int known = 0;
+
+			for (const char *const *p = groupings; *p; p++)
+				known |= !strcmp(*p, g);
+			if (!known)
+				print_group(g, rows);
+		}
+	}
+	json_decref(doc);
+	conf_free(c);
+	return 0;
+}
+
+int
+cli_report(const char *path, int argc, char **argv)
+{
+	static const struct cli_verb verbs[] = {
+		{ "routing", "since= csv", report_routing },
+	};
+
+	return cli_dispatch("report", path, argc, argv, verbs, 1,
+	    "usage: leadcast report routing [--since DATE] [--json|--csv]\n");
+}
