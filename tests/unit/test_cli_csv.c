@@ -506,6 +506,53 @@ import_stops(void **state)
 }
 
 static void
+import_progress(void **state)
+{
+	size_t len = 0;
+	char *csv = malloc(600 * 24);
+	struct fake fk = { 0, { 0 }, 0 };
+	struct cli_import im;
+	FILE *f, *out = tmpfile();
+	char text[8192];
+	size_t n;
+
+	(void)state;
+	assert_non_null(csv);
+	assert_non_null(out);
+	len += (size_t)sprintf(csv, "email\n");
+	for (int i = 1; i <= 600; i++)
+		len += (size_t)sprintf(csv + len, "%s%d@x.io\n", i == 300 ? "bad" :
+		    "r", i);
+	f = fmemopen(csv, len, "r");
+	memset(&im, 0, sizeof(im));
+	im.file = "p.csv";
+	im.post = fake_post;
+	im.error_key = "row";
+	im.arg = &fk;
+	im.out = out;
+	im.tty = 1;
+	im.size = (off_t)len;
+	assert_int_equal(cli_import_run(&im, f), 0);
+	fclose(f);
+	n = (size_t)ftell(out);
+	rewind(out);
+	assert_true(n < sizeof(text));
+	assert_int_equal(fread(text, 1, n, out), n);
+	text[n] = '\0';
+	fclose(out);
+	/* the bar at 250 and 500 rows, the rejected line over it, the end */
+	assert_non_null(strstr(text, "\r["));
+	assert_non_null(strstr(text, "250 rows"));
+	assert_non_null(strstr(text, "\r\033[Kp.csv:301: email: not an email "
+	    "address\n"));
+	assert_non_null(strstr(text, "[##############################] 100%  "
+	    "600 rows\n"));
+	assert_int_equal(text[n - 1], '\n');
+	cli_import_free(&im);
+	free(csv);
+}
+
+static void
 import_header_problems(void **state)
 {
 	struct fake fk = { 0, { 0 }, 0 };
@@ -559,6 +606,7 @@ main(void)
 		cmocka_unit_test(import_lines),
 		cmocka_unit_test(import_batches),
 		cmocka_unit_test(import_stops),
+		cmocka_unit_test(import_progress),
 		cmocka_unit_test(import_header_problems),
 	};
 
