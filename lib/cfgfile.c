@@ -613,6 +613,87 @@ cfgfile_tree_free(struct cfgfile_tree *tree)
 	memset(tree, 0, sizeof(*tree));
 }
 
+static struct cfgfile_node *
+find_section(struct cfgfile_node *root, const char *key, const char *title)
+{
+	for (struct cfgfile_node *n = root->child; n; n = n->next)
+		if (n->kind == CFGFILE_SECTION && n->title &&
+		    strcmp(n->key, key) == 0 && strcmp(n->title, title) == 0)
+			return n;
+	return NULL;
+}
+
+/* Append n (detached) to section's children. */
+static void
+append_child(struct cfgfile_node *section, struct cfgfile_node *n)
+{
+	struct cfgfile_node **tail = &section->child;
+
+	while (*tail)
+		tail = &(*tail)->next;
+	n->next = NULL;
+	*tail = n;
+}
+
+/* Free section's children called key. */
+static void
+drop_children(struct cfgfile_node *section, const char *key)
+{
+	struct cfgfile_node **pp = &section->child;
+
+	while (*pp) {
+		struct cfgfile_node *n = *pp;
+
+		if (strcmp(n->key, key) == 0) {
+			*pp = n->next;
+			n->next = NULL;
+			node_free(n);
+		} else {
+			pp = &n->next;
+		}
+	}
+}
+
+int
+cfgfile_overlay(struct cfgfile_tree *base, struct cfgfile_tree *over,
+    const char *key)
+{
+	struct cfgfile_node **pp = &over->root->child;
+	char **files;
+
+	if (!(files = realloc(base->files, (base->nfiles + over->nfiles + 1) *
+	    sizeof(*files))))
+		return -1;
+	base->files = files;
+	for (size_t i = 0; i < over->nfiles; i++)
+		base->files[base->nfiles++] = over->files[i];
+	over->nfiles = 0;
+	while (*pp) {
+		struct cfgfile_node *n = *pp, *into;
+
+		if (n->kind != CFGFILE_SECTION || !n->title ||
+		    strcmp(n->key, key) != 0) {
+			pp = &n->next;
+			continue;
+		}
+		*pp = n->next;
+		if (!(into = find_section(base->root, key, n->title))) {
+			append_child(base->root, n);
+			continue;
+		}
+		while (n->child) {
+			struct cfgfile_node *c = n->child;
+
+			n->child = c->next;
+			drop_children(into, c->key);
+			append_child(into, c);
+		}
+		n->next = NULL;
+		node_free(n);
+	}
+	return 0;
+}
+
 struct cfgfile_pos
 cfgfile_value_pos(const struct cfgfile_node *n, size_t offset)
 {

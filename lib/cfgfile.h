@@ -74,6 +74,17 @@ int cfgfile_parse_string(const char *name, const char *text, size_t len,
 void cfgfile_tree_free(struct cfgfile_tree *tree);
 
 /*
+ * Lay over's titled sections called key onto base: a section of over whose
+ * title base also has replaces, key by key, what that base section says
+ * (keys over does not set stay as they are); any other is added at the
+ * end of base. over gives up those nodes and its file names to base, so
+ * positions stay valid as long as base; free both trees as usual.
+ * Returns 0, or -1 on ENOMEM (base is then usable but incomplete).
+ */
+int cfgfile_overlay(struct cfgfile_tree *base, struct cfgfile_tree *over,
+    const char *key);
+
+/*
  * The position of byte `offset` of a VALUE node's (unescaped) value in the
  * file, counting its quote and escapes: for messages about a part of a
  * value, such as a condition or a template inside a string.

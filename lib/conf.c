@@ -5,7 +5,11 @@
 #include "log.h"
 #include "campaign.h"
 #include "dkim.h"
+#include "form.h"
 #include "mime.h"
+#include "phone.h"
+#include "route.h"
+#include "score.h"
 #include "tmpl.h"
 
 #include <openssl/ssl.h>
@@ -438,6 +442,10 @@ static const struct conf_key main_keys[] = {
 	{ "campaigns", CONF_PATH, C(campaigns_dir), "campaigns", 0, 0, NULL, 0 },
 	{ "notifications", CONF_PATH, C(notifications_dir), "notifications", 0,
 	  0, NULL, 0 },
+	{ "forms", CONF_PATH, C(forms_dir), "forms", 0, 0, NULL, 0 },
+	{ "routing", CONF_PATH, C(routing_path), "", 0, 0, NULL, 0 },
+	{ "scoring", CONF_PATH, C(scoring_path), "", 0, 0, NULL, 0 },
+	{ "default_country", CONF_STR, C(default_country), "", 0, 0, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef C
@@ -589,6 +597,10 @@ check_main(struct conf *c, struct cfgfile_node *root,
 			    "is not host:port or [ipv6]:port",
 			    c->http.listen.v[i]);
 	}
+	if (c->default_country[0] && !phone_country_valid(c->default_country))
+		cfgfile_error(errs, POS_OF("default_country"), "default_country: "
+		    "'%s' is not an ISO 3166 country code such as \"US\"",
+		    c->default_country);
 	if (access(c->templates_dir, R_OK | X_OK) != 0)
 		cfgfile_error(errs, POS_OF("templates"), "templates: cannot "
 		    "read the directory %s: %s", c->templates_dir,
@@ -779,7 +791,41 @@ conf_list_find(const struct conf *c, const char *name)
 	return NULL;
 }
 
-/* Campaigns name declared lists; double opt-in lists name a notification. */
+/*
+ * routing.conf and scoring.conf: the files named, or the defaults next to
+ * the main file when they exist (a newsletter-only setup has neither).
+ */
+static char *
+optional_file(const struct conf *c, char **path, const char *def)
+{
+	char *p;
+
+	if (**path)
+		return *path;
+	if (asprintf(&p, "%s/%s", c->dir, def) < 0)
+		return NULL;
+	if (access(p, F_OK) != 0) {
+		free(p);
+		return NULL;
+	}
+	free(*path);
+	return *path = p;
+}
+
+static void
+load_routing(struct conf *c, struct cfgfile_errors *errs)
+{
+	const char *p;
+
+	if ((p = optional_file(c, &c->routing_path, "routing.conf")) != NULL)
+		c->routing = route_load(p, errs);
+	if ((p = optional_file(c, &c->scoring_path, "scoring.conf")) != NULL)
+		c->scoring = score_load(p, errs);
+}
+
+/* Campaigns name declared lists; double opt-in lists name a notification;
+ * routing notifies reps with the notification "offer"; scoring thresholds
+ * route to teams of routing.conf. */
 static void
 check_references(struct conf *c, struct cfgfile_errors *errs)
 {
@@ -806,6 +852,31 @@ check_references(struct conf *c, struct cfgfile_errors *errs)
 			cfgfile_error(errs, &p, "list %s: double_optin needs the "
 			    "notification '%s' (a file %s.conf in %s)", l->name,
 			    l->confirm, l->confirm, c->notifications_dir);
+		}
+	}
+	if (c->routing && (!c->notifications ||
+	    !campaign_find(c->notifications, "offer"))) {
+		struct cfgfile_pos p = { c->routing_path, 0, 0 };
+
+		cfgfile_error(errs, &p, "routing needs the notification 'offer' "
+		    "(a file offer.conf in %s) to tell reps of their offers",
+		    c->notifications_dir);
+	}
+	if (c->scoring) {
+		size_t n;
+		const struct score_threshold *t = score_thresholds(c->scoring, &n);
+
+		for (size_t i = 0; i < n; i++) {
+			if (t[i].action != SCORE_ROUTE)
+				continue;
+			if (!c->routing)
+				cfgfile_error(errs, &t[i].team_pos, "threshold "
+				    "\"%s\": routing to team '%s' needs "
+				    "routing.conf", t[i].name, t[i].team);
+			else if (!route_team_find(c->routing, t[i].team))
+				cfgfile_error(errs, &t[i].team_pos, "threshold "
+				    "\"%s\": no team '%s' in %s", t[i].name,
+				    t[i].team, c->routing_path);
 		}
 	}
 }
@@ -944,6 +1015,12 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 		    sizeof(*c->notifications))) != NULL)
 			campaign_load_notifications(c->notifications_dir,
 			    c->templates, c->notifications, errs);
+		if (errs->n == before && (c->forms = calloc(1,
+		    sizeof(*c->forms))) != NULL)
+			form_load_dir(c->forms_dir, c->templates, c, c->forms,
+			    errs);
+		if (errs->n == before)
+			load_routing(c, errs);
 		if (errs->n == before)
 			check_references(c, errs);
 	}
@@ -989,6 +1066,12 @@ conf_unref(struct conf *c)
 		campaign_set_free(c->notifications);
 		free(c->notifications);
 	}
+	if (c->forms) {
+		form_set_free(c->forms);
+		free(c->forms);
+	}
+	route_conf_free(c->routing);
+	score_free(c->scoring);
 	for (size_t i = 0; i < c->nlists; i++) {
 		conf_unbind(list_keys, &c->lists[i]);
 		free(c->lists[i].name);

@@ -20,6 +20,9 @@
 struct tmpl_set;
 struct dkim_keys;
 struct campaign_set;
+struct form_set;
+struct route_conf;
+struct score_conf;
 
 struct conf_strlist {
 	char **v;
@@ -95,6 +98,10 @@ struct conf {
 	struct conf_http http;
 	char *campaigns_dir;
 	char *notifications_dir;
+	char *forms_dir;                /* conf/forms: NAME.conf per web form */
+	char *routing_path;             /* "" = routing.conf if it exists */
+	char *scoring_path;             /* "" = scoring.conf if it exists */
+	char *default_country;          /* of phone numbers without one; "" */
 	struct conf_mail mail;
 	struct conf_list *lists;
 	size_t nlists;
@@ -102,6 +109,9 @@ struct conf {
 	struct dkim_keys *dkim;         /* signing keys, parsed once */
 	struct campaign_set *campaigns; /* conf/campaigns/NAME.conf */
 	struct campaign_set *notifications; /* conf/notifications/NAME.conf */
+	struct form_set *forms;         /* conf/forms/NAME.conf */
+	struct route_conf *routing;     /* routing.conf, or NULL: no routing */
+	struct score_conf *scoring;     /* scoring.conf, or NULL: no scoring */
 	int refs;                       /* conf_ref/conf_unref (atomic) */
 };
 

@@ -107,8 +107,8 @@ starts_nocase(const char *s, const char *prefix)
 	return 1;
 }
 
-static int
-valid_name(const char *s)
+int
+route_valid_id(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -400,7 +400,7 @@ check_header(struct loader *L, struct cfgfile_node *n, const char *what)
 		    what);
 		return -1;
 	}
-	if (!valid_name(n->title)) {
+	if (!route_valid_id(n->title)) {
 		cfgfile_error(L->errs, &n->pos, "%s \"%s\": names use letters, "
 		    "digits and . _ - @ + (at most %d)", what, n->title,
 		    ROUTE_NAME_MAX);
@@ -484,7 +484,7 @@ team_tiers(struct loader *L, struct route_team *t, struct cfgfile_node *n)
 		}
 		snprintf(name, sizeof(name), "%.*s", (int)(colon - s), s);
 		min = strtod(colon + 1, &end);
-		if (!valid_name(name) || end == colon + 1 || *end ||
+		if (!route_valid_id(name) || end == colon + 1 || *end ||
 		    !isfinite(min) || min < 0 || min > 1e9) {
 			cfgfile_error(L->errs, &p, "tiers: expected "
 			    "\"NAME:MIN\" with MIN a score from 0, got \"%s\"",
@@ -1000,6 +1000,28 @@ route_load_string(const char *name, const char *text, size_t len,
 
 	if (cfgfile_parse_string(name, text, len, &tree, errs) == 0)
 		rc = load_tree(&tree, name, errs);
+	cfgfile_tree_free(&tree);
+	return rc;
+}
+
+struct route_conf *
+route_load_overlay(const char *path, const char *name, const char *text,
+    size_t len, struct cfgfile_errors *errs)
+{
+	struct cfgfile_tree tree, over;
+	struct route_conf *rc = NULL;
+	int bad = cfgfile_parse(path, &tree, errs) < 0;
+
+	bad |= cfgfile_parse_string(name, text, len, &over, errs) < 0;
+	if (!bad && cfgfile_overlay(&tree, &over, "rep") < 0) {
+		struct cfgfile_pos p = { path, 0, 0 };
+
+		cfgfile_error(errs, &p, "out of memory");
+		bad = 1;
+	}
+	if (!bad)
+		rc = load_tree(&tree, path, errs);
+	cfgfile_tree_free(&over);
 	cfgfile_tree_free(&tree);
 	return rc;
 }

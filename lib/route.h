@@ -200,6 +200,14 @@ struct route_conf *route_load(const char *path, struct cfgfile_errors *errs);
 /* Same from memory; name is used in positions and for includes. */
 struct route_conf *route_load_string(const char *name, const char *text,
     size_t len, struct cfgfile_errors *errs);
+/*
+ * route_load, with the rep sections of text (in routing.conf syntax, name
+ * used in positions) laid over the file's: a rep of both keeps the file's
+ * settings except those text gives; a rep only in text is added. For reps
+ * kept in the database (added or changed through the API).
+ */
+struct route_conf *route_load_overlay(const char *path, const char *name,
+    const char *text, size_t len, struct cfgfile_errors *errs);
 void route_conf_free(struct route_conf *rc);
 
 /* Lookups by name; NULL or ROUTE_NONE when unknown. */
@@ -209,6 +217,9 @@ size_t route_rep_find(const struct route_conf *rc, const char *id);
 const struct route_rule *route_rule_find(const struct route_conf *rc,
     const char *name);
 const char *route_method_name(enum route_method m);
+/* 1 if s may name a team, rep or rule: letters, digits and . _ - @ +,
+ * 1 to ROUTE_NAME_MAX bytes. */
+int route_valid_id(const char *s);
 
 /* ---- runtime state ----------------------------------------------------- */
 

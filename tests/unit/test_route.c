@@ -1407,6 +1407,57 @@ offer_candidates_reported(void **state)
 	route_conf_free(rc);
 }
 
+/* Reps kept in the database laid over the file: a rep of both keeps the
+ * file's settings except those given; a new rep is added; an error in
+ * the overlay names its position there. */
+static void
+overlay_reps(void **state)
+{
+	static const char file[] =
+	    "team \"t\" { method = round_robin }\n"
+	    "rep \"ann\" { email = \"ann@x.example\"; weight = 2; teams = { \"t\" }\n"
+	    "            skills = { \"a\" } }\n"
+	    "rule \"all\" { team = \"t\" }\n";
+	static const char over[] =
+	    "rep \"ann\" { skills = { \"b\", \"c\" } }\n"
+	    "rep \"zed\" { email = \"zed@x.example\"; teams = { \"t\" } }\n";
+	static const char bad[] =
+	    "rep \"zed\" {\n\temail = \"zed@x.example\"\n\tweight = 500\n}\n";
+	struct cfgfile_errors errs = { NULL, 0 };
+	const char *path = write_conf(file);
+	struct route_conf *rc;
+	const struct route_team *t;
+	size_t ann, zed;
+
+	(void)state;
+	rc = route_load_overlay(path, "db", over, strlen(over), &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		print_message("# unexpected: %s\n", errs.msgs[i]);
+	assert_int_equal(errs.n, 0);
+	assert_non_null(rc);
+	assert_int_equal(rc->nreps, 2);
+	ann = route_rep_find(rc, "ann");
+	zed = route_rep_find(rc, "zed");
+	assert_int_not_equal(ann, ROUTE_NONE);
+	assert_int_not_equal(zed, ROUTE_NONE);
+	assert_true(rc->reps[ann].weight == 2);         /* kept */
+	assert_int_equal(rc->reps[ann].skills.n, 2);    /* replaced */
+	assert_string_equal(rc->reps[ann].skills.v[1], "c");
+	t = route_team_find(rc, "t");
+	assert_int_equal(t->nmembers, 2);
+	route_conf_free(rc);
+
+	rc = route_load_overlay(path, "db", bad, strlen(bad), &errs);
+	assert_null(rc);
+	assert_true(errs.n > 0);
+	assert_true(strncmp(errs.msgs[0], "db:3:", 5) == 0);
+	assert_non_null(strstr(errs.msgs[0], "weight"));
+	cfgfile_errors_free(&errs);
+	assert_int_equal(route_valid_id("a.b-c_d@e+f"), 1);
+	assert_int_equal(route_valid_id("bad id"), 0);
+	assert_int_equal(route_valid_id(""), 0);
+}
+
 int
 main(void)
 {
@@ -1434,6 +1485,7 @@ main(void)
 		cmocka_unit_test(offer_chain),
 		cmocka_unit_test(broadcast_set),
 		cmocka_unit_test(offer_candidates_reported),
+		cmocka_unit_test(overlay_reps),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
