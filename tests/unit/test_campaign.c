@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "campaign.h"
+#include "cfgtest.h"
 #include "cond.h"
 #include "tmpl.h"
 
@@ -52,9 +53,7 @@
 	return;								\
 } while (0)
 
-static char tmpdir[256];
 static struct tmpl_set *templates;
-static int ndirs;
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -71,8 +70,7 @@ setup(void **state)
 	struct tmpl_error te;
 
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/lc-test-campaign-XXXXXX");
-	if (!mkdtemp(tmpdir) || !(templates = tmpl_set_new()))
+	if (cfgtest_setup("campaign") < 0 || !(templates = tmpl_set_new()))
 		return -1;
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (tmpl_set_add(templates, t[i].name, t[i].src,
@@ -84,67 +82,9 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
 	tmpl_set_free(templates);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd);
-}
-
-/* A new empty directory for one test; its path (static until the next
- * call). */
-static const char *
-new_dir(void)
-{
-	static char d[300];
-
-	snprintf(d, sizeof(d), "%s/d%d", tmpdir, ++ndirs);
-	assert_int_equal(mkdir(d, 0755), 0);
-	return d;
-}
-
-/* Write dir/name with text; returns its path (static until next call). */
-static const char *
-write_file(const char *dir, const char *name, const char *text)
-{
-	static char path[600];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-	return path;
-}
-
-static void
-dump(const struct cfgfile_errors *e)
-{
-	for (size_t i = 0; i < e->n; i++)
-		print_message("# %s\n", e->msgs[i]);
-}
-
-/* The error starting with "dir/file:line:col: " (line 0: "dir/file: ")
- * and containing text; fails the test if there is none. */
-static void
-expect_error(const struct cfgfile_errors *e, const char *dir,
-    const char *file, int line, int col, const char *text)
-{
-	char prefix[700];
-
-	if (line)
-		snprintf(prefix, sizeof(prefix), "%s/%s:%d:%d: ", dir, file,
-		    line, col);
-	else
-		snprintf(prefix, sizeof(prefix), "%s/%s: ", dir, file);
-	for (size_t i = 0; i < e->n; i++)
-		if (strncmp(e->msgs[i], prefix, strlen(prefix)) == 0 &&
-		    strstr(e->msgs[i], text))
-			return;
-	dump(e);
-	fail_msg("no error \"%s...%s...\"", prefix, text);
+	return cfgtest_teardown();
 }
 
 /* Load a directory holding just name.conf = text, as a campaign (or a
