@@ -76,7 +76,7 @@ struct router {
 	json_t *nums;                   /* rep id -> num */
 	int tx_running;                 /* a routing transaction in flight */
 	int kicked;                     /* more may be due: run again */
-	int expiring, sweeping, syncing, resync;
+	int expiring, sweeping, probing, syncing, resync;
 	struct event *ev_tick, *ev_retry;
 	time_t last_sweep, last_route;
 	struct metric *m_offer, *m_broadcast, *m_assign, *m_queue,
@@ -1082,7 +1082,8 @@ router_kick(struct router *r)
 int
 router_idle(const struct router *r)
 {
-	return !r || (!r->tx_running && !r->expiring && !r->sweeping);
+	return !r || (!r->tx_running && !r->expiring && !r->sweeping &&
+	    !r->probing);
 }
 
 static void
@@ -1159,6 +1160,16 @@ static const char sweep_sql[] =
     "FOR UPDATE SKIP LOCKED) RETURNING 1) SELECT count(*) FROM s";
 
 static void
+on_probe(void *arg, const PGresult *res, const char *err)
+{
+	struct router *r = arg;
+
+	r->probing = 0;
+	if (!err && PQntuples(res) > 0)
+		router_kick(r);
+}
+
+static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct router *r = arg;
@@ -1176,11 +1187,16 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		r->sweeping = 1;
 		r->last_sweep = now;
 	}
-	/* kicks that found the session busy or down, and once a second
-	 * whatever other nodes made due */
-	if (!r->tx_running && (r->kicked || now != r->last_route)) {
-		r->last_route = now;
+	/* kicks that found the session busy or down; and once a second, a
+	 * look for leads other nodes made due (cheap: the lock-taking
+	 * transaction runs only when there are some) */
+	if (r->kicked)
 		route_now(r);
+	else if (now != r->last_route && !r->probing && db_query(r->d->db,
+	    "SELECT 1 FROM leads WHERE route_at <= now() LIMIT 1", 0, NULL,
+	    on_probe, r) == 0) {
+		r->last_route = now;
+		r->probing = 1;
 	}
 }
 
