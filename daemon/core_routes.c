@@ -126,9 +126,13 @@ daemon_page(struct lc_daemon *d, struct httpd_req *r, int code,
 		    code == 404 ? "This link is not valid." : "Done.");
 	}
 	json_decref(data);
-	evhttp_add_header(evhttp_request_get_output_headers(r->req),
-	    "Content-Security-Policy", "default-src 'none'; style-src "
-	    "'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
+	/* a page may come with its own policy (forms: framed by their sites) */
+	if (!evhttp_find_header(evhttp_request_get_output_headers(r->req),
+	    "Content-Security-Policy"))
+		evhttp_add_header(evhttp_request_get_output_headers(r->req),
+		    "Content-Security-Policy", "default-src 'none'; style-src "
+		    "'unsafe-inline'; form-action 'self'; frame-ancestors "
+		    "'none'");
 	httpd_reply(r, code, "text/html; charset=utf-8", buf_str(&b), b.len);
 	buf_free(&b);
 }

@@ -66,6 +66,8 @@ void campaign_routes_register(struct lc_daemon *d);
 void list_routes_register(struct lc_daemon *d);
 /* Create the declared lists in the database. */
 void lists_sync(struct lc_daemon *d);
+/* form_routes.c: GET and POST /f/{form}, the public lead forms. */
+void form_routes_register(struct lc_daemon *d);
 /* Render templates/pages/NAME with data (stolen) as an HTML reply. */
 struct httpd_req;
 void daemon_page(struct lc_daemon *d, struct httpd_req *r, int code,
@@ -73,6 +75,15 @@ void daemon_page(struct lc_daemon *d, struct httpd_req *r, int code,
 
 /* sender.c: the delivery engine. */
 typedef void sender_action_fn(void *arg, int status, json_t *doc);
+/*
+ * list_routes.c: subscribe a cleaned lead with an email (stolen) to list,
+ * as the person's own request: double opt-in as the list says (the
+ * confirmation is sent), an earlier unsubscribe undone. cb gets an HTTP
+ * status and {"lead","email","list","status"} or {"error":{...}}; -1
+ * (cb not called) for an unknown list or a lead without an email.
+ */
+int lists_subscribe(struct lc_daemon *d, const char *list, json_t *lead,
+    sender_action_fn *cb, void *arg);
 struct sender *sender_new(struct lc_daemon *d);
 void sender_free(struct sender *s);
 /* Claim due deliveries now (a NOTIFY, a resumed campaign). */

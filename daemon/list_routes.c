@@ -117,7 +117,19 @@ struct subreq {
 	int single, confirm;            /* send confirmations for unconfirmed */
 	json_t *errors;                 /* import: per-row problems */
 	size_t rows;
+	sender_action_fn *cb;           /* lists_subscribe: answer here */
+	void *cbarg;
 };
+
+/* The answer to a single subscription: to its caller, or over HTTP. */
+static void
+subscribed(struct subreq *q, int code, json_t *doc)
+{
+	if (q->cb)
+		q->cb(q->cbarg, code, doc);
+	else
+		httpd_reply_json(q->r, code, doc);
+}
 
 static void
 on_notified(void *arg, int status, json_t *doc)
@@ -178,14 +190,16 @@ on_upserted(void *arg, const PGresult *res, const char *err)
 	struct subreq *q = arg;
 
 	if (err) {
-		httpd_reply_error(q->r, 503, NULL, err);
+		subscribed(q, 503, json_pack("{s:{s:s}}", "error", "message",
+		    err));
 	} else if (q->single) {
 		if (PQntuples(res) != 1) {
-			httpd_reply_error(q->r, 500, NULL, "subscription not made");
+			subscribed(q, 500, json_pack("{s:{s:s}}", "error",
+			    "message", "subscription not made"));
 		} else {
 			if (q->confirm)
 				send_confirmations(q, res);
-			httpd_reply_json(q->r, PQgetvalue(res, 0, 3)[0] == 't' ?
+			subscribed(q, PQgetvalue(res, 0, 3)[0] == 't' ?
 			    201 : 200, json_pack("{s:I, s:s, s:s, s:s}", "lead",
 			    (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10),
 			    "email", PQgetvalue(res, 0, 1), "list", q->list,
@@ -215,7 +229,8 @@ upsert(struct subreq *q, json_t *rows, const char *status, int own)
 	const char *p[4] = { s, q->list, status, own ? "true" : "false" };
 
 	if (!s || db_query(q->d->db, upsert_sql, 4, p, on_upserted, q) < 0) {
-		httpd_reply_error(q->r, 503, NULL, "the database queue is full");
+		subscribed(q, 503, json_pack("{s:{s:s}}", "error", "message",
+		    "the database queue is full"));
 		json_decref(q->errors);
 		free(q);
 	}
@@ -286,6 +301,33 @@ subscribe(struct lc_daemon *d, struct httpd_req *r, const char *list)
 	rows = json_pack("[o]", lead);
 	upsert(q, rows, status, 1);
 	json_decref(rows);
+}
+
+int
+lists_subscribe(struct lc_daemon *d, const char *list, json_t *lead,
+    sender_action_fn *cb, void *arg)
+{
+	const struct conf_list *l = conf_list_find(d->conf, list);
+	struct subreq *q;
+	const char *status;
+	json_t *rows;
+
+	if (!l || !json_object_get(lead, "email") ||
+	    !(q = calloc(1, sizeof(*q)))) {
+		json_decref(lead);
+		return -1;
+	}
+	status = initial_status(l, NULL);
+	q->d = d;
+	q->single = 1;
+	q->confirm = !strcmp(status, "unconfirmed");
+	q->cb = cb;
+	q->cbarg = arg;
+	snprintf(q->list, sizeof(q->list), "%s", list);
+	rows = json_pack("[o]", lead);
+	upsert(q, rows, status, 1);
+	json_decref(rows);
+	return 0;
 }
 
 static void

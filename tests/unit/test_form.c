@@ -21,6 +21,7 @@
 
 #include "cfgtest.h"
 #include "conf.h"
+#include "buf.h"
 #include "form.h"
 #include "tmpl.h"
 
@@ -863,6 +864,72 @@ page_data(void **state)
 	form_set_free(&set);
 }
 
+/* Count the occurrences of needle in hay. */
+static int
+occurrences(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* The project's form page and example form ($TOP_SRCDIR, else .), rendered
+ * with an error and hostile values: the message sits at its field only,
+ * values are escaped, the honeypot is there. */
+static void
+page_renders(void **state)
+{
+	const char *top = getenv("TOP_SRCDIR");
+	char dir[600], forms[600];
+	struct tmpl_set *pages = tmpl_set_new();
+	struct tmpl_error te;
+	struct form_set set;
+	struct cfgfile_errors errs = { NULL, 0 };
+	struct form_error err = { "name", "this field is required", 400 };
+	const struct form_def *d;
+	json_t *values, *data;
+	struct buf out;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/templates", top ? top : ".");
+	snprintf(forms, sizeof(forms), "%s/conf/forms", top ? top : ".");
+	if (tmpl_set_load_dir(pages, dir, &te) < 0)
+		fail_msg("%s:%d: %s (set TOP_SRCDIR)", te.file, te.line, te.msg);
+	if (form_load_dir(forms, pages, NULL, &set, &errs) != 0) {
+		dump(&errs);
+		fail_msg("conf/forms does not load");
+	}
+	assert_non_null(d = form_find(&set, "contact"));
+	values = urlenc("email=%22%3E%3Cscript%3Ex%3C%2Fscript%3E&message="
+	    "a%3C%2Ftextarea%3E&timeframe=Later", &err);
+	err = (struct form_error){ "name", "this field is required", 400 };
+	data = form_page_data(d, values, &err);
+	buf_init(&out, 0);
+	assert_int_equal(tmpl_render(tmpl_set_get(pages, FORM_PAGE_TEMPLATE),
+	    data, pages, TMPL_ESCAPE_HTML, &out), 0);
+	assert_non_null(strstr(out.data, "<h1>Talk to sales</h1>"));
+	assert_int_equal(occurrences(out.data, "aria-invalid=\"true\""), 1);
+	assert_int_equal(occurrences(out.data, "class=\"error\""), 1);
+	assert_non_null(strstr(out.data, "aria-describedby=\"f-name-error\">"
+	    "\n<p class=\"error\" id=\"f-name-error\">this field is "
+	    "required</p>"));
+	assert_non_null(strstr(out.data, "role=\"alert\""));
+	assert_null(strstr(out.data, "<script>"));
+	assert_null(strstr(out.data, "a</textarea>"));
+	assert_non_null(strstr(out.data, "value=\"&quot;&gt;&lt;script&gt;"));
+	assert_non_null(strstr(out.data, "<option selected>Later</option>"));
+	assert_non_null(strstr(out.data, "name=\"website\" value=\"\" "
+	    "tabindex=\"-1\""));
+	assert_int_equal(occurrences(out.data, "<form "), 1);
+	buf_free(&out);
+	json_decref(data);
+	json_decref(values);
+	form_set_free(&set);
+	tmpl_set_free(pages);
+}
+
 /* ---- rate limiting ------------------------------------------------------------------ */
 
 static const unsigned char key16[16] = "0123456789abcdef";
@@ -999,6 +1066,7 @@ main(void)
 		cmocka_unit_test(leads_are_checked),
 		cmocka_unit_test(honeypot_catches_bots),
 		cmocka_unit_test(page_data),
+		cmocka_unit_test(page_renders),
 		cmocka_unit_test(limiter_burst_and_refill),
 		cmocka_unit_test(limiter_fixed_memory),
 		cmocka_unit_test(client_keys),
