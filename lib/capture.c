@@ -1,5 +1,5 @@
 /*
- * capture - event checks, scoring decisions on capture, ISO 8601 times.
+ * capture - event checks and scoring decisions on capture.
  * See capture.h.
  */
 #include "capture.h"
@@ -292,83 +292,4 @@ capture_score_free(struct capture_score *s)
 	json_decref(s->rows);
 	json_decref(s->changes);
 	s->rows = s->changes = NULL;
-}
-
-/* ---- ISO 8601 ------------------------------------------------------------------ */
-
-/* n digits at *p into *v; advances *p. */
-static int
-digits(const char **p, int n, int *v)
-{
-	*v = 0;
-	for (int i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)(*p)[i]))
-			return -1;
-		*v = *v * 10 + ((*p)[i] - '0');
-	}
-	*p += n;
-	return 0;
-}
-
-int
-capture_parse_time(const char *s, time_t *t)
-{
-	struct tm tm, back;
-	int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0, sign = 0;
-	time_t v;
-
-	if (!s || digits(&s, 4, &y) < 0 || *s++ != '-' ||
-	    digits(&s, 2, &mo) < 0 || *s++ != '-' || digits(&s, 2, &d) < 0)
-		return -1;
-	if (*s == 'T' || *s == 't' || *s == ' ') {
-		s++;
-		if (digits(&s, 2, &h) < 0 || *s++ != ':' ||
-		    digits(&s, 2, &mi) < 0)
-			return -1;
-		if (*s == ':') {
-			s++;
-			if (digits(&s, 2, &sec) < 0)
-				return -1;
-			if (*s == '.' || *s == ',') {
-				s++;
-				if (!isdigit((unsigned char)*s))
-					return -1;
-				for (int n = 0; isdigit((unsigned char)*s); s++)
-					if (++n > 9)
-						return -1;
-			}
-		}
-		if (*s == 'Z' || *s == 'z') {
-			s++;
-		} else if (*s == '+' || *s == '-') {
-			sign = *s++ == '-' ? -1 : 1;
-			if (digits(&s, 2, &oh) < 0)
-				return -1;
-			if (*s == ':')
-				s++;
-			if (isdigit((unsigned char)*s) && digits(&s, 2, &om) < 0)
-				return -1;
-			if (oh > 23 || om > 59)
-				return -1;
-		}
-	}
-	if (*s || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-	    mi > 59 || sec > 60)
-		return -1;
-	if (sec == 60)
-		sec = 59;               /* a leap second: the one before */
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	v = timegm(&tm);
-	if (v == (time_t)-1 || !gmtime_r(&v, &back))
-		return -1;
-	if (back.tm_mday != d || back.tm_mon != mo - 1)
-		return -1;              /* February 30th and the like */
-	*t = v - sign * (oh * 3600 + om * 60);
-	return 0;
 }

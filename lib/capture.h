@@ -2,7 +2,7 @@
  * capture - the pure part of capturing leads and behavior events: the
  * checks of an event sent to the API, the score of a new lead and the
  * rescoring of a known one (the score history rows to store, the new
- * score, the thresholds crossed), and ISO 8601 times in API parameters.
+ * score, the thresholds crossed).
  *
  * The arithmetic is score.c's; this module decides what to store. A
  * lead's score history holds one row per change: a profile row when the
@@ -84,13 +84,5 @@ int capture_rescore(const struct score_conf *c, const json_t *lead,
     struct capture_score *out);
 
 void capture_score_free(struct capture_score *s);
-
-/*
- * Parse an ISO 8601 time: "2024-05-01", "2024-05-01T09:30Z",
- * "2024-05-01T09:30:00.25+02:00" (a space may stand for the T; no offset
- * means UTC; offsets Z, +HH, +HHMM, +HH:MM; up to 9 decimals of seconds,
- * ignored). Years 1970 to 9999, real dates and times only. Returns 0 with *t, or -1.
- */
-int capture_parse_time(const char *s, time_t *t);
 
 #endif

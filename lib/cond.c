@@ -328,6 +328,18 @@ iso_parse(const char *s, size_t n, int allow_space, double *out)
 	return i;
 }
 
+int
+cond_parse_time(const char *s, time_t *t)
+{
+	size_t n = s ? strlen(s) : 0;
+	double v;
+
+	if (n == 0 || iso_parse(s, n, 1, &v) != n)
+		return -1;
+	*t = (time_t)floor(v);
+	return 0;
+}
+
 /* A number in a string, in C and as the SQL's regular expression. */
 #define RE_NUM "^-?[0-9]{1,30}([.][0-9]{1,30})?([eE][-+]?[0-9]{1,2})?$"
 

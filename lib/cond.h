@@ -141,6 +141,15 @@ struct cond_env {
 int cond_eval(const struct cond *c, const json_t *lead,
     const struct cond_env *env);
 
+/*
+ * Parse s, the whole of it, in the TIME form of conditions ("2024-05-01",
+ * "2024-05-01T09:30:00Z", "2024-05-01 09:30:00.5+02:00", see above) into
+ * seconds since the epoch (fractions dropped). For times given in API
+ * parameters, so that they read as in conditions. 0, or -1 if s is not a
+ * TIME.
+ */
+int cond_parse_time(const char *s, time_t *t);
+
 /* 0 if tz names a usable zone (NULL and "UTC" always are); else -1 and a
  * message in err. */
 int cond_tz_check(const char *tz, char *err, size_t n);

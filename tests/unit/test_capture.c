@@ -4,7 +4,7 @@
  * reasons, behavior rows, thresholds crossed from 0), rescoring a stored
  * lead from its history (profile deltas, once and caps against the
  * history, decay, bots, thresholds crossed from the stored score, the
- * highest route team) and ISO 8601 times.
+ * highest route team).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -382,49 +382,6 @@ rescore_thresholds(void **state)
 	score_free(c);
 }
 
-/* ---- ISO 8601 ------------------------------------------------------------------------ */
-
-static void
-iso_times(void **state)
-{
-	static const struct { const char *s; long long t; } good[] = {
-		{ "2024-05-01", 1714521600 },
-		{ "2024-05-01T09:30Z", 1714555800 },
-		{ "2024-05-01T09:30:00Z", 1714555800 },
-		{ "2024-05-01t09:30:00z", 1714555800 },
-		{ "2024-05-01 09:30:00", 1714555800 },
-		{ "2024-05-01T09:30:00.123456789Z", 1714555800 },
-		{ "2024-05-01T11:30:00+02:00", 1714555800 },
-		{ "2024-05-01T11:30:00+0200", 1714555800 },
-		{ "2024-05-01T11:30:00+02", 1714555800 },
-		{ "2024-05-01T05:00:00-04:30", 1714555800 },
-		{ "2024-02-29T00:00:00Z", 1709164800 },
-		{ "1970-01-01T00:00:00Z", 0 },
-	};
-	static const char *const bad[] = {
-		"", "2024", "2024-05", "2024-5-01", "2024-05-01T", "2024-05-01T9:30",
-		"2024-05-01T09", "2024-05-01T09:30:00+2", "2024-05-01T24:00:00Z",
-		"2024-02-30", "2023-02-29", "2024-13-01", "2024-00-10",
-		"2024-05-01T09:60Z", "2024-05-01T09:30:00.Z", "1969-12-31",
-		"2024-05-01T09:30:00Zjunk", "2024-05-01T09:30:00+25:00",
-		"now", "1714555800", " 2024-05-01", "2024-05-01T09:30:00.1234567891Z",
-	};
-	time_t t;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		t = -1;
-		if (capture_parse_time(good[i].s, &t) != 0 ||
-		    (long long)t != good[i].t)
-			fail_msg("%s: got %lld, want %lld", good[i].s,
-			    (long long)t, good[i].t);
-	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (capture_parse_time(bad[i], &t) == 0)
-			fail_msg("accepted %s", bad[i]);
-	assert_int_equal(capture_parse_time(NULL, &t), -1);
-}
-
 int
 main(void)
 {
@@ -437,7 +394,6 @@ main(void)
 		cmocka_unit_test(rescore_profile_delta),
 		cmocka_unit_test(rescore_once_cap_decay_bot),
 		cmocka_unit_test(rescore_thresholds),
-		cmocka_unit_test(iso_times),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -850,6 +850,48 @@ sql_keeps_distinctive_values_out(void **state)
 	cond_params_free(&pr);
 }
 
+/* ---- cond_parse_time: TIME values given outside conditions ---------------- */
+
+static void
+parse_time_whole_strings(void **state)
+{
+	static const struct { const char *s; long long t; } good[] = {
+		{ "2024-05-01", 1714521600 },
+		{ "2024-05-01T09:30Z", 1714555800 },
+		{ "2024-05-01T09:30:00Z", 1714555800 },
+		{ "2024-05-01 09:30:00", 1714555800 },
+		{ "2024-05-01T09:30:00.5Z", 1714555800 },
+		{ "2024-05-01T11:30:00+02:00", 1714555800 },
+		{ "2024-05-01T11:30:00+0200", 1714555800 },
+		{ "2024-05-01T11:30:00+02", 1714555800 },
+		{ "2024-05-01T05:00:00-04:30", 1714555800 },
+		{ "2024-02-29T00:00:00Z", 1709164800 },
+		{ "2024-02-30", 1709251200 },   /* rolls over, as in conditions */
+		{ "1970-01-01T00:00:00Z", 0 },
+	};
+	static const char *const bad[] = {
+		"", "2024", "2024-05", "2024-5-01", "2024-05-01T",
+		"2024-05-01T9:30", "2024-05-01T09", "2024-05-01T24:00:00Z",
+		"2024-13-01", "2024-00-10", "2024-05-01T09:60Z",
+		"2024-05-01T09:30:00.Z", "2024-05-01T09:30:00Zjunk", "now",
+		"1714555800", " 2024-05-01", "2024-05-01 ", "yesterday",
+	};
+	time_t t;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		t = -1;
+		if (cond_parse_time(good[i].s, &t) != 0 ||
+		    (long long)t != good[i].t)
+			fail_msg("%s: got %lld, want %lld", good[i].s,
+			    (long long)t, good[i].t);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (cond_parse_time(bad[i], &t) == 0)
+			fail_msg("accepted '%s'", bad[i]);
+	assert_int_equal(cond_parse_time(NULL, &t), -1);
+}
+
 int
 main(void)
 {
@@ -866,6 +908,7 @@ main(void)
 		cmocka_unit_test(sql_errors_leave_output_alone),
 		cmocka_unit_test(sql_never_splices_values),
 		cmocka_unit_test(sql_keeps_distinctive_values_out),
+		cmocka_unit_test(parse_time_whole_strings),
 	};
 
 	printf("# %zu evaluation cases, %zu parse error cases\n", NCASES,
