@@ -9,7 +9,8 @@ the daemon itself). Standard library only, like harness.py.
     transaction into a directory; stop and start it again on the same port
     with other options (4xx/5xx answers);
   - maildir and dump readers returning parsed email.message objects;
-  - campaign files, templates and subscribers (through psql) for a Daemon.
+  - campaign files, templates and subscribers (through psql) for a Daemon;
+  - routing_dir(): what a daemon with routing (and scoring) needs.
 """
 import base64
 import email
@@ -70,6 +71,25 @@ def write_file(path, text, mode=0o644):
     os.chmod(tmp, mode)
     os.rename(tmp, path)
     return path
+
+
+def routing_dir(tmp, routing, scoring=None):
+    """Beside the config in tmp: the project's templates (pages, emails,
+    layouts: the offer email, the lead card), its notifications (routing
+    needs "offer"), routing.conf and, when given, scoring.conf."""
+    src = harness.SRCDIR
+    for sub in ("pages", "emails", "layouts"):
+        d = os.path.join(src, "templates", sub)
+        for n in os.listdir(d):
+            with open(os.path.join(d, n)) as f:
+                write_file(os.path.join(tmp.path, "tpl", sub, n), f.read())
+    nd = os.path.join(src, "conf", "notifications")
+    for n in os.listdir(nd):
+        with open(os.path.join(nd, n)) as f:
+            write_file(os.path.join(tmp.path, "notifications", n), f.read())
+    write_file(os.path.join(tmp.path, "routing.conf"), routing)
+    if scoring is not None:
+        write_file(os.path.join(tmp.path, "scoring.conf"), scoring)
 
 
 def campaign_text(**keys):

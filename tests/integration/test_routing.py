@@ -63,16 +63,7 @@ rule "default" { team = "rr" }
 
 def setup_dir(tmp, routing=ROUTING):
     """Templates (pages, the offer email), notifications, routing.conf."""
-    src = harness.SRCDIR
-    for sub in ("pages", "emails", "layouts"):
-        d = os.path.join(src, "templates", sub)
-        for n in os.listdir(d):
-            with open(os.path.join(d, n)) as f:
-                mt.write_file(os.path.join(tmp.path, "tpl", sub, n), f.read())
-    with open(os.path.join(src, "conf", "notifications", "offer.conf")) as f:
-        mt.write_file(os.path.join(tmp.path, "notifications", "offer.conf"),
-                      f.read())
-    mt.write_file(os.path.join(tmp.path, "routing.conf"), routing)
+    mt.routing_dir(tmp, routing)
 
 
 def route_daemon(tmp, name="rt", database="embedded", routing=ROUTING):
