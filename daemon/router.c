@@ -469,10 +469,11 @@ notice_add(struct router *r, const struct route_conf *rc,
 		    tok);
 	}
 	for (int copy = 0; copy < 2; copy++) {
-		const struct route_rep *to = copy ? &rc->reps[mgr] : rp;
+		const struct route_rep *to;
 
 		if (copy && (mgr == ROUTE_NONE || mgr == rep))
 			break;
+		to = copy ? &rc->reps[mgr] : rp;
 		if (!(to->notify & ROUTE_NOTIFY_EMAIL) || !*to->email)
 			continue;
 		v = json_pack("{s:s, s:b, s:{s:s, s:s}, s:{s:s, s:s}, s:o, "
