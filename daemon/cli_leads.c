@@ -526,12 +526,13 @@ show_lead(const json_t *lead)
 	}
 }
 
-/* The details of an event: its other keys as "k=v, ..." */
+/* The details of an event: its other keys and its data's, but the rep
+ * (a column of its own), as "k=v, ..." */
 static void
 event_details(const json_t *e, char *out, size_t n)
 {
 	static const char *const skip[] = { "id", "lead", "lead_id", "type",
-	    "rep", "at", "time", "created_at", "ts", NULL };
+	    "at", "time", "created_at", "ts", NULL };
 	const char *k;
 	json_t *v, *data = json_object_get(e, "data");
 	size_t o = 0;
@@ -548,8 +549,8 @@ event_details(const json_t *e, char *out, size_t n)
 
 			for (const char *const *p = skip; *p && !pass; p++)
 				skipped |= !strcmp(*p, k);
-			if (skipped || json_is_null(v) || (!pass &&
-			    !strcmp(k, "data")))
+			if (skipped || json_is_null(v) || !strcmp(k, "rep") ||
+			    (!pass && !strcmp(k, "data")))
 				continue;
 			if (json_is_object(v)) {
 				char *js = json_dumps(v, JSON_COMPACT);
@@ -608,8 +609,10 @@ lead_show(const struct cli_args *a)
 
 			cli_fmt_time(first_of(e, time_keys), "-", tm, sizeof(tm));
 			text(e, "type", ty, sizeof(ty));
-			cli_fmt_scalar(json_object_get(e, "rep"), "-", rep,
-			    sizeof(rep));
+			/* the rep: the event's own, or its data's */
+			cli_fmt_scalar(json_object_get(e, "rep") ? json_object_get(e,
+			    "rep") : json_object_get(json_object_get(e, "data"), "rep"),
+			    "-", rep, sizeof(rep));
 			event_details(e, det, sizeof(det));
 			cli_table_add(&t, row);
 		}
