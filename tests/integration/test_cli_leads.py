@@ -44,28 +44,17 @@ rule "default" { team = "east" }
 """
 
 
-def setup_dir(tmp):
-    """Templates, notifications and routing.conf beside the config."""
-    src = harness.SRCDIR
-    for sub in ("pages", "emails", "layouts"):
-        d = os.path.join(src, "templates", sub)
-        if not os.path.isdir(d):
-            continue
-        for n in os.listdir(d):
-            with open(os.path.join(d, n)) as f:
-                mt.write_file(os.path.join(tmp.path, "tpl", sub, n), f.read())
-    nd = os.path.join(src, "conf", "notifications")
-    for n in os.listdir(nd):
-        with open(os.path.join(nd, n)) as f:
-            mt.write_file(os.path.join(tmp.path, "notifications", n),
-                          f.read())
-    mt.write_file(os.path.join(tmp.path, "routing.conf"), ROUTING)
+SCORING = """\
+profile "director" { when = "title matches '*director*'"; points = 40 }
+grade "warm" { min = 30 }
+grade "cold" { min = 0 }
+"""
 
 
 @pytest.fixture(scope="module")
 def d():
     tmp = harness.TempDir("clil")
-    setup_dir(tmp)
+    mt.routing_dir(tmp, ROUTING, SCORING)
     outbox = tmp.sub("outbox", owner_daemon=True)
     dm = harness.Daemon(tmp, name="cl", extra_lines=[
         'list "news" { title = "News" }',
@@ -102,10 +91,6 @@ def api(d, method, path, body=None):
     else:
         r = d.post(path, body=json.dumps(body or {}).encode(), token=d.token)
     return r
-
-
-def sql_str(s):
-    return "'" + s.replace("'", "''") + "'"
 
 
 def rows(d, sql):
@@ -159,7 +144,7 @@ def test_import_good_and_bad_lines(d):
         "SELECT json_agg(json_build_array(email, first_name, postal_code, "
         "fields->>'favorite_color', fields->>'notes', source, phone)) "
         "FROM leads WHERE email IN (%s)" % ", ".join(
-            sql_str(x) for x in (a, b, c, e, f))))}
+            mt.sql_str(x) for x in (a, b, c, e, f))))}
     assert sorted(got) == sorted([a, c, e])
     assert got[a] == ["Ann", "48104", "blue", "plain", "csv", None]
     assert got[c][2] == 'a "quoted", one'
@@ -174,7 +159,7 @@ def test_import_good_and_bad_lines(d):
     assert "2 rows: 0 created, 2 merged, 0 rejected" in r.stdout
     assert r.stderr == ""
     assert d.psql("SELECT count(*) FROM leads WHERE email = %s"
-                  % sql_str(a)) == "1"
+                  % mt.sql_str(a)) == "1"
 
 
 def test_import_json_and_map(d):
@@ -193,7 +178,7 @@ def test_import_json_and_map(d):
     assert [(e["line"], e["field"]) for e in doc["errors"]] == [(3, "email")]
     assert r.stderr == ""           # with --json the errors are in the JSON
     got = rows(d, "SELECT company, fields::text FROM leads WHERE email = %s"
-               % sql_str(a))
+               % mt.sql_str(a))
     assert got[0][0] == "Acme"
     assert json.loads(got[0][1]) == {"plan": "gold"}
 
@@ -272,6 +257,7 @@ def test_lead_add_and_show(d):
     email = addr("add")
     r = lc(d, "lead", "add", "--email", email, "--first-name", "Ada",
            "--last-name", "Lovelace", "--company", "Engines Ltd",
+           "--field", "title=Sales Director",
            "--phone", "+1 313 555 0199", "--source", "web",
            "--field", "plan=gold", "--field", "country=US")
     assert r.returncode == 0, (r.stdout, r.stderr)
@@ -299,6 +285,7 @@ def test_lead_add_and_show(d):
                  "history", "captured"):
         assert want in out, (want, out)
     assert re.search(r"^\s+email\s+%s$" % re.escape(email), out, re.M), out
+    assert re.search(r"^\s+score\s+40 \(grade warm\)$", out, re.M), out
     doc = lc_json(d, "lead", "show", str(lead))
     assert doc["lead"]["id"] == lead
     assert [e["type"] for e in doc["events"]][0] == "captured"
