@@ -1257,19 +1257,14 @@ pull_eligible(const struct route_conf *rc, size_t rep, const json_t *lead)
 	struct route_rep_state st = { 0, 0, 1, 0, 0 };
 	const char *rule = jstr(lead, "rule");
 	struct route_conf view = *rc;
-	struct route_rep *reps;
-	enum route_why w;
+	struct route_rep one = rc->reps[rep];
 
-	/* a view of the configuration where the rep works any time */
-	if (!(reps = malloc(rc->nreps * sizeof(*reps))))
-		return ROUTE_OFF_DUTY;
-	memcpy(reps, rc->reps, rc->nreps * sizeof(*reps));
-	reps[rep].week = NULL;
-	view.reps = reps;
-	w = route_eligible(&view, rule ? route_rule_find(rc, rule) : NULL, rep,
+	/* a view of the configuration with only this rep, working any time */
+	one.week = NULL;
+	view.reps = &one;
+	view.nreps = 1;
+	return route_eligible(&view, rule ? route_rule_find(rc, rule) : NULL, 0,
 	    &st, lead, NULL, time(NULL));
-	free(reps);
-	return w;
 }
 
 /* The rep's index now, or reply (and free pl). */
