@@ -1147,8 +1147,7 @@ assign(struct lc_daemon *d, struct httpd_req *r, long long id)
  * $1 lead, $2 status, $3 note. recycled: back to routing (a new round,
  * nobody, nothing pending). lost: closed, so out of routing and queues.
  * contacted, qualified, won need an owner: column 1 is NULL when it has
- * none (and nothing changed). The event is named after the status, as
- * every step of a lead is.
+ * none (and nothing changed).
  */
 static const char status_sql[] =
     "WITH o AS (SELECT id, owner, status, owner IS NOT NULL OR $2 IN "
@@ -1170,7 +1169,7 @@ static const char status_sql[] =
     "w AS (UPDATE offers f SET status = 'withdrawn', answered_at = now() "
     "FROM o WHERE o.ok AND $2 IN ('recycled', 'lost') AND f.lead_id = o.id "
     "AND f.status = 'pending'), "
-    "e AS (INSERT INTO events (type, lead_id, data) SELECT $2::text, o.id, "
+    "e AS (INSERT INTO events (type, lead_id, data) SELECT 'status', o.id, "
     "jsonb_build_object('from', o.status, 'to', $2::text, 'note', $3::text, "
     "'owner', o.owner) FROM o WHERE o.ok) "
     "SELECT coalesce((SELECT j FROM u), to_jsonb(l))::text, "
