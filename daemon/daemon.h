@@ -24,6 +24,9 @@ struct httpd;
 struct workq;
 struct db;
 struct sender;
+struct router;
+struct httpd_req;
+struct route_conf;
 
 struct lc_daemon {
 	struct event_base *base;
@@ -34,6 +37,8 @@ struct lc_daemon {
 	struct workq *workq;
 	struct db *db;
 	struct sender *sender;
+	struct router *router;
+	char conninfo[2048];            /* of the database, for more sessions */
 	int embedded;
 	struct pgembed pg;
 	int pg_restart_pending;
@@ -104,6 +109,54 @@ int sender_campaign_action(struct sender *s, const char *what,
  */
 int sender_notify(struct sender *s, const char *name, const char *leads,
     const char *emails, const char *vars, sender_action_fn *cb, void *arg);
+/*
+ * router.c: the routing engine on the loop: leads due for routing are
+ * claimed and decided in a transaction of their own session (offers,
+ * queue, catch-all), offers expire at their deadlines (kept in the
+ * database), a sweeper routes any lead left with neither owner nor
+ * deadline. It serves /api/v1/reps..., /api/v1/offers/... and the rep's
+ * lead card /r/{token}.
+ */
+struct router *router_new(struct lc_daemon *d);
+void router_free(struct router *r);
+/* Leads may be due for routing now (this node or a NOTIFY). */
+void router_kick(struct router *r);
+/* The configuration was reloaded: rebuild the routing configuration. */
+void router_conf_changed(struct router *r);
+/* No routing transaction in flight. */
+int router_idle(const struct router *r);
+/* The routing configuration in force (routing.conf with the reps kept in
+ * the database laid over it), or NULL when routing is off. Valid until
+ * the loop runs again. */
+const struct route_conf *router_conf(const struct router *r);
+/* The rep's number (in signed tokens), 0 if unknown yet. */
+long long router_rep_num(const struct router *r, const char *rep);
+/*
+ * Tell rep that it owns lead now (a manual assignment, a pull, a catch-all
+ * or a threshold): the notification "offer" with kind "assigned" (or
+ * kind "reengaged" for a lead that came back to life), lead a JSON object
+ * of the lead's row (borrowed).
+ */
+void router_notify_owner(struct router *r, const char *rep, const char *kind,
+    const json_t *lead);
+
+/*
+ * leads.c: capture and the lead API (/api/v1/leads..., /api/v1/events,
+ * /api/v1/queue, /api/v1/reports/routing).
+ *
+ * leads_capture: capture a lead (a JSON object that went through
+ * lead_clean, stolen) from any channel; event (stolen, may be NULL) is a
+ * behavior event recorded and scored with it, e.g. {"type":"form",
+ * "form":"contact"}. cb gets an HTTP status and a document it owns:
+ * {"lead":{...},"created":bool} or {"error":{"field","message"}}.
+ */
+int leads_capture(struct lc_daemon *d, json_t *lead, json_t *event,
+    sender_action_fn *cb, void *arg);
+void leads_routes_register(struct lc_daemon *d);
+/* POST /api/v1/reps/{rep}/next: give rep the next lead of its pull
+ * queues (router.c owns the /api/v1/reps/ prefix and calls this). */
+void leads_next(struct lc_daemon *d, struct httpd_req *r, const char *rep);
+
 /* Compose and send one copy of campaign `name` to `to` now. */
 int sender_send_test(struct sender *s, const char *name, const char *to,
     sender_action_fn *cb, void *arg);

@@ -252,6 +252,7 @@ daemon_reload(struct lc_daemon *d)
 		conf_free(d->conf);
 	d->conf = c;
 	lists_sync(d);
+	router_conf_changed(d->router);
 	d->reload_ok = 1;
 	metric_add(metrics_counter("leadcast_config_reloads_total",
 	    "Configuration reloads.", "result=\"ok\""), 1);
@@ -266,7 +267,8 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 	struct timespec now;
 	/* queries cannot drain while the database is away */
 	int idle = httpd_in_flight(d->httpd) == 0 && workq_depth(d->workq) == 0 &&
-	    sender_idle(d->sender) && (db_pending(d->db) == 0 ||
+	    sender_idle(d->sender) && router_idle(d->router) &&
+	    (db_pending(d->db) == 0 ||
 	    db_state(d->db) != DB_READY);
 
 	(void)fd;
@@ -416,6 +418,7 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 	} else {
 		snprintf(conninfo, sizeof(conninfo), "%s", c->database);
 	}
+	snprintf(d->conninfo, sizeof(d->conninfo), "%s", conninfo);
 	if (migrate_run(conninfo, 10, &applied, &total, err, sizeof(err)) < 0)
 		goto fail_pg;
 	log_info("database schema: %d migrations, %d applied now", total,
@@ -459,7 +462,13 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 	track_routes_register(d);
 	campaign_routes_register(d);
 	list_routes_register(d);
+	form_routes_register(d);
+	leads_routes_register(d);
 	lists_sync(d);
+	if (!(d->router = router_new(d))) {
+		snprintf(err, sizeof(err), "cannot start the router");
+		goto fail_pg;
+	}
 	apply_conf(d, c);
 	if (httpd_start(d->httpd) < 0) {
 		snprintf(err, sizeof(err), "cannot serve HTTP");
@@ -534,6 +543,7 @@ main(int argc, char **argv)
 
 	/* drained (or timed out): tear down in reverse order */
 	workq_free(d->workq);
+	router_free(d->router);
 	sender_free(d->sender);
 	db_free(d->db);
 	if (d->embedded && pgembed_running(&d->pg) && pgembed_stop(&d->pg) < 0)

@@ -1722,15 +1722,8 @@ sender_notify(struct sender *s, const char *name, const char *leads,
 	n->cb = cb;
 	n->arg = arg;
 	n->s = s;
-	if (db_query(s->d->db,
-	    "WITH c AS (INSERT INTO campaigns AS c (name, kind, status, "
-	    "started_at) VALUES ('notify/' || $1, 'notification', 'running', "
-	    "now()) ON CONFLICT (name) DO UPDATE SET status = 'running' "
-	    "RETURNING id), "
-	    "ins AS (INSERT INTO deliveries (campaign_id, lead_id, email, vars) "
-	    "SELECT c.id, x.lead, x.email, x.vars FROM c, unnest($2::bigint[], "
-	    "$3::text[], $4::jsonb[]) AS x(lead, email, vars) RETURNING 1) "
-	    "SELECT count(*) FROM ins", 4, p, on_notify_queued, n) < 0) {
+	if (db_query(s->d->db, "SELECT leadcast_notify($1, $2::bigint[], "
+	    "$3::text[], $4::jsonb[])", 4, p, on_notify_queued, n) < 0) {
 		free(n);
 		cb(arg, 503, error_doc("the database queue is full"));
 		return -1;
