@@ -11,7 +11,7 @@ struct conf;
 
 extern int json_out;                    /* --json */
 
-void print_json(json_t *doc);           /* steals doc */
+void print_json(json_t *doc);           /* steals doc (frees it) */
 /* Load the configuration, printing its errors. NULL on failure. */
 struct conf *cli_load(const char *path);
 /* The HTTP status (*doc: the parsed body, caller frees) or -1. */

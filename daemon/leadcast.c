@@ -78,6 +78,7 @@ print_json(json_t *doc)
 		puts(s);
 		free(s);
 	}
+	json_decref(doc);
 }
 
 struct conf *
@@ -151,7 +152,7 @@ cmd_status(const char *path)
 
 		rc = st && strcmp(st, "ok") == 0 ? 0 : 2;
 		if (json_out) {
-			print_json(doc);
+			print_json(json_incref(doc));
 		} else {
 			printf("status:   %s\nversion:  %s\nuptime:   %llds\n"
 			    "database: %s (%s)%s%s\n", st ? st : "?",
@@ -258,7 +259,7 @@ cmd_reload(const char *path)
 	}
 	doc = json_loads(r.body ? r.body : "", 0, NULL);
 	if (json_out && doc) {
-		print_json(doc);
+		print_json(json_incref(doc));
 	} else if (r.status == 200) {
 		const char *rn = json_string_value(json_object_get(doc,
 		    "restart_needed"));
@@ -325,7 +326,7 @@ api_error(int status, json_t *doc)
 	const char *f = json_string_value(json_object_get(e, "field"));
 
 	if (json_out && doc)
-		print_json(doc);
+		print_json(json_incref(doc));
 	else if (status != 401)
 		fprintf(stderr, "%s%s%s (HTTP %d)\n", f ? f : "", f ? ": " : "",
 		    m ? m : "request failed", status);
