@@ -289,7 +289,8 @@ def test_lead_add_and_show(d):
     doc = lc_json(d, "lead", "show", str(lead))
     assert doc["lead"]["id"] == lead
     assert [e["type"] for e in doc["events"]][0] == "captured"
-    assert "offers" in doc
+    assert "offers" in doc and "score_history" in doc
+    assert doc["lead"]["score"] == 40 and doc["lead"]["grade"] == "warm"
 
     # errors: the API's, with the field; an unknown lead
     r = lc(d, "lead", "add", "--email", "not-an-email")
@@ -347,6 +348,11 @@ def test_lead_assign_and_status(d):
     assert "lead %d is now qualified" % lead in r.stdout
     assert d.psql("SELECT status FROM leads WHERE id = %d" % lead) == \
         "qualified"
+    doc = lc_json(d, "lead", "list", "--owner", "bob", "--status",
+                  "qualified", "--team", "desk", "--limit", "500")
+    assert lead in [x["id"] for x in doc["leads"]]
+    assert all(x["owner"] == "bob" and x["status"] == "qualified"
+               for x in doc["leads"]), doc
     doc = lc_json(d, "lead", "show", str(lead))
     ev = {e["type"]: e for e in doc["events"]}
     assert ev["assigned"]["data"]["rep"] == "bob", ev
