@@ -84,9 +84,11 @@ lead_field(const char *name)
 }
 
 /* Text (len bytes): valid UTF-8 without control characters (NUL
- * included), trimmed, bounded. */
+ * included; line breaks and tabs allowed when multiline: custom fields
+ * hold notes), trimmed, bounded. */
 static json_t *
-clean_text(const char *s, size_t len, size_t max, char *msg, size_t mn)
+clean_text(const char *s, size_t len, size_t max, int multiline, char *msg,
+    size_t mn)
 {
 	while (len && isspace((unsigned char)*s))
 		s++, len--;
@@ -97,6 +99,8 @@ clean_text(const char *s, size_t len, size_t max, char *msg, size_t mn)
 		return NULL;
 	}
 	for (size_t i = 0; i < len; i++) {
+		if (multiline && (s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
+			continue;
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {   /* NUL too */
 			snprintf(msg, mn, "contains a control character");
 			return NULL;
@@ -187,7 +191,7 @@ add_custom(json_t *custom, const char *k, const json_t *v, char *field,
 	}
 	if (json_is_string(v))
 		cv = clean_text(json_string_value(v), json_string_length(v),
-		    LEAD_MAX_FIELD, msg, mn);
+		    LEAD_MAX_FIELD, 1, msg, mn);
 	else if (json_is_number(v) || json_is_boolean(v) || json_is_null(v))
 		cv = json_deep_copy(v);
 	else {
@@ -283,11 +287,11 @@ lead_clean(const json_t *in, int custom_unknown, const char *default_country,
 				else
 					snprintf(num, sizeof(num), "%.15g",
 					    json_real_value(v));
-				cv = clean_text(num, strlen(num), f->max, msg,
-				    mn);
+				cv = clean_text(num, strlen(num), f->max, 0,
+				    msg, mn);
 			} else {
 				cv = clean_text(json_string_value(v),
-				    json_string_length(v), f->max, msg, mn);
+				    json_string_length(v), f->max, 0, msg, mn);
 			}
 			if (!cv) {
 				if (!*msg)

@@ -317,9 +317,19 @@ text_control_characters(void **state)
 	    "control character");
 	bad("{\"title\": \"a\\tb\"}", 0, "title", "control character");
 	bad("{\"title\": \"a\\u007fb\"}", 0, "title", "control character");
-	/* inside custom fields too */
+	/* inside custom fields too; but a custom field may hold notes of
+	 * several lines */
 	bad("{\"fields\": {\"note\": \"x\\u001by\"}}", 0, "fields.note",
 	    "control character");
+	{
+		json_t *l = ok("{\"fields\": {\"note\": \"call back\\r\\n"
+		    "\\tafter 5\"}}", 0);
+
+		assert_string_equal(json_string_value(json_object_get(
+		    json_object_get(l, "fields"), "note")),
+		    "call back\r\n\tafter 5");
+		json_decref(l);
+	}
 }
 
 static void
