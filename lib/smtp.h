@@ -1,13 +1,19 @@
 /*
- * smtp - hand messages to an SMTP server with libesmtp: one blocking
- * session, many messages, each recipient's outcome recorded.
+ * smtp - hand messages to an SMTP server: one blocking session, many
+ * messages, each recipient's outcome recorded.
  *
- * Runs on a worker thread (workq), never on the loop. TLS uses the
- * caller's shared SSL_CTX (STARTTLS required, opportunistic or off); AUTH
- * PLAIN/LOGIN through libesmtp's SASL client when a user is configured.
+ * Runs on a worker thread (workq), never on the loop. Its own client (no
+ * library): EHLO (HELO for old servers), STARTTLS on the caller's shared
+ * SSL_CTX (required, opportunistic or off; with verification, the chain
+ * and the host name or IP address are checked), AUTH PLAIN or LOGIN when a
+ * user is configured (never in the clear unless TLS is off by choice),
+ * and with PIPELINING one write and one round trip per message: a
+ * message's content goes out with the next message's MAIL, RCPT and DATA
+ * (RFC 2920). Every command waits at most the timeout for its reply.
  * A reply is classified here: 2xx sent, 4xx (and a session that failed
- * before the server answered) deferred, 5xx failed. It does not retry,
- * look up MX hosts (dns.c) or decide on bounces (the caller does).
+ * before the server answered: code 0, the reason in text) deferred, 5xx
+ * failed. It does not retry, look up MX hosts (dns.c) or decide on bounces
+ * (the caller does).
  */
 #ifndef LEADCAST_SMTP_H
 #define LEADCAST_SMTP_H
@@ -44,7 +50,7 @@ struct smtp_msg {
 	char text[256];                 /* the server's words, or ours */
 };
 
-/* Once per process, before any session. */
+/* Once per process, before any session (nothing to do now). */
 void smtp_global_init(void);
 /*
  * Send msgs[0..n) in one session. Fills every message's outcome. Returns
