@@ -736,72 +736,227 @@ mime_b64_encode(const void *in, size_t len, struct buf *out)
 	}
 }
 
-/* Append s with bare CR and bare LF made CRLF. */
+/*
+ * Bodies are encoded straight from the caller's text, its line ends
+ * normalized on the way: CRLF, a bare CR and a bare LF each end a line
+ * (CRLF). One pass measures the normalized text (its length, whether it
+ * is 7bit, the exact length of its quoted-printable form), a second
+ * writes the encoding chosen, into room reserved once: the output is
+ * that of normalizing, then mime_qp_encode() or mime_b64_encode().
+ */
+
+/* 1: printable ASCII written as itself in quoted-printable. */
+static const unsigned char qp_lit[256] = {
+#define L4(c) [c] = 1, [c + 1] = 1, [c + 2] = 1, [c + 3] = 1
+#define L16(c) L4(c), L4(c + 4), L4(c + 8), L4(c + 12)
+	[33] = 1, [34] = 1, [35] = 1, L4(36), L4(40), L4(44), L4(48), L4(52),
+	L4(56), [60] = 1, [62] = 1, [63] = 1, L16(64), L16(80), L16(96),
+	L4(112), L4(116), L4(120), [124] = 1, [125] = 1, [126] = 1
+#undef L16
+#undef L4
+};
+
+struct body_scan {
+	size_t nlen;            /* bytes, line ends normalized */
+	size_t qplen;           /* bytes of its quoted-printable form */
+	int is7;                /* printable ASCII in lines of <= LINE_7BIT */
+};
+
+/* Length of the line end at s[i] (< len): 2 for CRLF, 1 for a bare CR or
+ * LF, 0 if s[i] ends no line. */
+static size_t
+eol_at(const char *s, size_t i, size_t len)
+{
+	if (s[i] == '\n')
+		return 1;
+	if (s[i] != '\r')
+		return 0;
+	return i + 1 < len && s[i + 1] == '\n' ? 2 : 1;
+}
+
 static void
-normalize(const char *s, size_t len, struct buf *out)
+body_scan(const char *s, size_t len, struct body_scan *bs)
 {
-	size_t i, from = 0;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t col = 0, qcol = 0, nlen = 0, qlen = 0, e;
+	int is7 = 1;
 
-	for (i = 0; i < len; i++) {
-		if (s[i] != '\r' && s[i] != '\n')
+	for (size_t i = 0; i < len; ) {
+		unsigned c = u[i];
+		size_t w;
+
+		if (qp_lit[c]) {        /* the common case */
+			i++;
+			nlen++;
+			is7 &= ++col <= LINE_7BIT;
+			if (qcol + 1 > QP_LINE - 1) {
+				qlen += 3;
+				qcol = 0;
+			}
+			qlen++;
+			qcol++;
 			continue;
-		buf_append(out, s + from, i - from);
-		buf_append(out, "\r\n", 2);
-		if (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')
-			i++;
-		from = i + 1;
-	}
-	buf_append(out, s + from, len - from);
-}
-
-/* 1 if the CRLF-normalized s is printable ASCII in short lines. */
-static int
-is_7bit(const char *s, size_t len)
-{
-	size_t col = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '\r' && i + 1 < len && s[i + 1] == '\n') {
-			col = 0;
-			i++;
-		} else if ((c < ' ' && c != '\t') || c >= 0x7f ||
-		    ++col > LINE_7BIT)
-			return 0;
-	}
-	return 1;
-}
-
-/* Append body s encoded, ending in CRLF; its Content-Transfer-Encoding. */
-static const char *
-encode_body(const char *s, size_t len, struct buf *out)
-{
-	struct buf norm = BUF_INIT, qp = BUF_INIT, b64 = BUF_INIT;
-	const char *cte;
-
-	normalize(s ? s : "", len, &norm);
-	if (is_7bit(buf_str(&norm), norm.len)) {
-		buf_append(out, buf_str(&norm), norm.len);
-		cte = "7bit";
-	} else {
-		mime_qp_encode(buf_str(&norm), norm.len, &qp);
-		mime_b64_encode(buf_str(&norm), norm.len, &b64);
-		if (b64.len < qp.len) {
-			buf_append(out, buf_str(&b64), b64.len);
-			cte = "base64";
-		} else {
-			buf_append(out, buf_str(&qp), qp.len);
-			cte = "quoted-printable";
 		}
-		out->overflow |= norm.overflow | qp.overflow | b64.overflow;
+		if ((e = eol_at(s, i, len)) != 0) {
+			i += e;
+			nlen += 2;
+			qlen += 2;
+			col = qcol = 0;
+			continue;
+		}
+		if (c == ' ' || c == '\t')     /* not at the end of a line */
+			w = i + 1 < len && s[i + 1] != '\r' && s[i + 1] != '\n' ?
+			    1 : 3;
+		else
+			w = 3;
+		if ((c < ' ' && c != '\t') || c >= 0x7f)
+			is7 = 0;
+		is7 &= ++col <= LINE_7BIT;
+		if (qcol + w > QP_LINE - 1) {
+			qlen += 3;
+			qcol = 0;
+		}
+		qlen += w;
+		qcol += w;
+		nlen++;
+		i++;
 	}
-	if (out->len < 2 || memcmp(out->data + out->len - 2, "\r\n", 2) != 0)
+	bs->nlen = nlen;
+	bs->qplen = qlen;
+	bs->is7 = is7;
+}
+
+/* Write s normalized to o (room for bs->nlen bytes). */
+static char *
+put_normalized(const char *s, size_t len, char *o)
+{
+	size_t i, from = 0, e;
+
+	for (i = 0; i < len; ) {
+		const char *p = memchr(s + i, '\n', len - i),
+		    *q = memchr(s + i, '\r', (size_t)((p ? p : s + len) -
+		    (s + i)));
+
+		if (q)
+			p = q;
+		if (!p)
+			break;
+		i = (size_t)(p - s);
+		memcpy(o, s + from, i - from);
+		o += i - from;
+		*o++ = '\r';
+		*o++ = '\n';
+		e = eol_at(s, i, len);
+		i += e;
+		from = i;
+	}
+	memcpy(o, s + from, len - from);
+	return o + (len - from);
+}
+
+/* Write the quoted-printable form of s normalized to o (room for
+ * bs->qplen bytes), as mime_qp_encode() would. */
+static char *
+put_qp(const char *s, size_t len, char *o)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t col = 0, e;
+
+	for (size_t i = 0; i < len; ) {
+		unsigned c = u[i];
+		size_t w;
+
+		if (qp_lit[c]) {
+			/* a run of literals, to the end of the line at most */
+			size_t room = QP_LINE - 1 - col, n = 0;
+
+			if (room == 0) {
+				memcpy(o, "=\r\n", 3);
+				o += 3;
+				col = 0;
+				room = QP_LINE - 1;
+			}
+			while (n < room && i + n < len && qp_lit[u[i + n]])
+				n++;
+			memcpy(o, s + i, n);
+			o += n;
+			col += n;
+			i += n;
+			continue;
+		}
+		if ((e = eol_at(s, i, len)) != 0) {
+			*o++ = '\r';
+			*o++ = '\n';
+			col = 0;
+			i += e;
+			continue;
+		}
+		w = (c == ' ' || c == '\t') && i + 1 < len &&
+		    s[i + 1] != '\r' && s[i + 1] != '\n' ? 1 : 3;
+		if (col + w > QP_LINE - 1) {
+			memcpy(o, "=\r\n", 3);
+			o += 3;
+			col = 0;
+		}
+		if (w == 1)
+			*o++ = (char)c;
+		else {
+			*o++ = '=';
+			*o++ = hexdig[c >> 4];
+			*o++ = hexdig[c & 15];
+		}
+		col += w;
+		i++;
+	}
+	return o;
+}
+
+/* The Content-Transfer-Encoding of body s (after body_scan()): 7bit if
+ * it can be, else quoted-printable or base64, whichever is shorter. */
+static const char *
+body_cte(const struct body_scan *bs)
+{
+	size_t b64len = (bs->nlen + 2) / 3 * 4 + (bs->nlen + 56) / 57 * 2;
+
+	return bs->is7 ? "7bit" : bs->qplen <= b64len ? "quoted-printable" :
+	    "base64";
+}
+
+/* Append body s (len bytes) in encoding cte (from body_cte()), ending in
+ * CRLF, to out. -1 if out overflowed. */
+static int
+body_put(const char *s, size_t len, const struct body_scan *bs,
+    const char *cte, struct buf *out)
+{
+	size_t start = out->len;
+	char *o;
+
+	if (cte[0] != 'b') {
+		size_t n = cte[0] == '7' ? bs->nlen : bs->qplen;
+
+		if (buf_grow(out, n + 2) < 0)
+			return -1;
+		o = out->data + out->len;
+		o = cte[0] == '7' ? put_normalized(s, len, o) : put_qp(s, len,
+		    o);
+		out->len = (size_t)(o - out->data);
+		out->data[out->len] = '\0';
+	} else {
+		struct buf norm = BUF_INIT;
+
+		if (buf_grow(&norm, bs->nlen) < 0) {
+			out->overflow = 1;
+			return -1;
+		}
+		norm.len = (size_t)(put_normalized(s, len, norm.data) -
+		    norm.data);
+		mime_b64_encode(norm.data, norm.len, out);
+		buf_free(&norm);
+	}
+	if (out->len - start < 2 ||
+	    memcmp(out->data + out->len - 2, "\r\n", 2) != 0)
 		buf_append(out, "\r\n", 2);
-	buf_free(&norm);
-	buf_free(&qp);
-	buf_free(&b64);
-	return cte;
+	return out->overflow ? -1 : 0;
 }
 
 static void __attribute__((format(printf, 3, 4)))
@@ -821,8 +976,9 @@ mime_render(struct mime_msg *m, size_t max_size, struct buf *out, char *err,
     size_t n)
 {
 	static const char *const type[2] = { "plain", "html" };
-	struct buf msg = BUF_INIT, part = BUF_INIT;
-	int multi = m->body[0] && m->body[1], rc = -1;
+	struct buf *msg = out;          /* written in place, undone on error */
+	size_t start = out->len, est = 1024;
+	int multi = m->body[0] && m->body[1], rc = -1, ov = out->overflow;
 	int date = !hdr_find(m, "Date", 0), id = !hdr_find(m, "Message-ID", 0);
 	const char *cte;
 	char hex[33];
@@ -833,62 +989,75 @@ mime_render(struct mime_msg *m, size_t max_size, struct buf *out, char *err,
 	    mime_message_id(m->msgid, sizeof(m->msgid), m->id_domain[0] ?
 	    m->id_domain : m->from_domain[0] ? m->from_domain : "localhost")) {
 		seterr(err, n, "cannot make a Message-ID: no randomness");
-		goto out;
+		return -1;
 	}
 	if (multi && !m->boundary[0]) {
 		if (token_random_hex(hex, sizeof(hex), 16) < 0) {
 			seterr(err, n, "cannot make a boundary: no randomness");
-			goto out;
+			return -1;
 		}
 		snprintf(m->boundary, sizeof(m->boundary), "=_lc_%s", hex);
 	}
 
+	/* room for all of it at once: quoted-printable rarely adds more */
+	for (size_t i = 0; i < m->nhdr; i++)
+		est += m->hdr[i].toks.len + strlen(m->hdr[i].name) + 8;
+	est += (m->blen[0] + m->blen[1]) * 9 / 8 + 512;
+	buf_grow(msg, est);
 	for (size_t i = 0; i < m->nhdr; i++) {
-		buf_printf(&msg, "%s:", m->hdr[i].name);
-		fold(&m->hdr[i].toks, strlen(m->hdr[i].name) + 1, &msg);
-		buf_append(&msg, "\r\n", 2);
+		buf_puts(msg, m->hdr[i].name);
+		buf_putc(msg, ':');
+		fold(&m->hdr[i].toks, strlen(m->hdr[i].name) + 1, msg);
+		buf_append(msg, "\r\n", 2);
 	}
 	if (date)
-		buf_printf(&msg, "Date: %s\r\n", m->date);
+		buf_printf(msg, "Date: %s\r\n", m->date);
 	if (id)
-		buf_printf(&msg, "Message-ID: %s\r\n", m->msgid);
-	buf_puts(&msg, "MIME-Version: 1.0\r\n");
+		buf_printf(msg, "Message-ID: %s\r\n", m->msgid);
+	buf_puts(msg, "MIME-Version: 1.0\r\n");
 	if (multi)
-		buf_printf(&msg, "Content-Type: multipart/alternative;\r\n"
+		buf_printf(msg, "Content-Type: multipart/alternative;\r\n"
 		    " boundary=\"%s\"\r\n\r\n", m->boundary);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2 && !msg->overflow; i++) {
+		struct body_scan bs;
+		size_t at;
+
 		if (!m->body[i] && (i == 1 || m->body[1]))
 			continue;       /* text/plain when there is no body */
-		buf_reset(&part);
-		cte = encode_body(m->body[i], m->blen[i], &part);
-		if (multi && memmem(buf_str(&part), part.len, m->boundary,
+		if (multi)
+			buf_printf(msg, "--%s\r\n", m->boundary);
+		body_scan(m->body[i] ? m->body[i] : "", m->blen[i], &bs);
+		cte = body_cte(&bs);
+		buf_printf(msg, "Content-Type: text/%s; charset=utf-8\r\n"
+		    "Content-Transfer-Encoding: %s\r\n\r\n", type[i], cte);
+		at = msg->len;
+		if (body_put(m->body[i] ? m->body[i] : "", m->blen[i], &bs, cte,
+		    msg) < 0)
+			break;
+		if (multi && memmem(msg->data + at, msg->len - at, m->boundary,
 		    strlen(m->boundary))) {
 			seterr(err, n, "the boundary occurs in the %s body",
 			    type[i]);
 			goto out;
 		}
-		if (multi)
-			buf_printf(&msg, "--%s\r\n", m->boundary);
-		buf_printf(&msg, "Content-Type: text/%s; charset=utf-8\r\n"
-		    "Content-Transfer-Encoding: %s\r\n\r\n", type[i], cte);
-		buf_append(&msg, buf_str(&part), part.len);
-		msg.overflow |= part.overflow;
 	}
 	if (multi)
-		buf_printf(&msg, "--%s--\r\n", m->boundary);
+		buf_printf(msg, "--%s--\r\n", m->boundary);
 
-	if (msg.overflow)
-		seterr(err, n, "out of memory");
-	else if (max_size && msg.len > max_size)
+	if (msg->overflow)
+		seterr(err, n, "message of %zu bytes or more: out of memory or "
+		    "over the output buffer's limit", msg->len - start);
+	else if (max_size && msg->len - start > max_size)
 		seterr(err, n, "message is %zu bytes, over the limit of %zu",
-		    msg.len, max_size);
-	else if (buf_append(out, msg.data, msg.len) < 0)
-		seterr(err, n, "message of %zu bytes: out of memory or over "
-		    "the output buffer's limit", msg.len);
+		    msg->len - start, max_size);
 	else
 		rc = 0;
 out:
-	buf_free(&msg);
-	buf_free(&part);
+	if (rc < 0) {           /* out as it was, but for its overflow flag */
+		out->overflow |= ov;
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+	}
 	return rc;
 }

@@ -605,6 +605,98 @@ body_line_ends_normalized(void **state)
 	mime_free(m);
 }
 
+/*
+ * The body encoder (one pass over the caller's text, line ends normalized
+ * on the way) writes exactly what normalizing first and then
+ * mime_qp_encode() or mime_b64_encode() would, and picks the encoding by
+ * the same rule (7bit if it can, else the shorter): checked on random
+ * text rich in line ends, blanks, '=' and 8-bit bytes, of every length
+ * around the line limits.
+ */
+static void
+ref_encode(const char *s, size_t len, struct buf *out, const char **cte)
+{
+	struct buf norm = BUF_INIT, qp = BUF_INIT, b64 = BUF_INIT;
+	size_t col = 0;
+	int is7 = 1;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\r' || s[i] == '\n') {
+			buf_append(&norm, "\r\n", 2);
+			i += s[i] == '\r' && i + 1 < len && s[i + 1] == '\n';
+			col = 0;
+			continue;
+		}
+		buf_putc(&norm, s[i]);
+		if (((unsigned char)s[i] < ' ' && s[i] != '\t') ||
+		    (unsigned char)s[i] >= 0x7f || ++col > 78)
+			is7 = 0;
+	}
+	mime_qp_encode(buf_str(&norm), norm.len, &qp);
+	mime_b64_encode(buf_str(&norm), norm.len, &b64);
+	*cte = is7 ? "7bit" : b64.len < qp.len ? "base64" : "quoted-printable";
+	if (is7)
+		buf_append(out, buf_str(&norm), norm.len);
+	else if (b64.len < qp.len)
+		buf_append(out, buf_str(&b64), b64.len);
+	else
+		buf_append(out, buf_str(&qp), qp.len);
+	if (out->len < 2 || memcmp(out->data + out->len - 2, "\r\n", 2) != 0)
+		buf_append(out, "\r\n", 2);
+	buf_free(&norm);
+	buf_free(&qp);
+	buf_free(&b64);
+}
+
+static void
+body_encoding_matches_reference(void **state)
+{
+	static const char alphabet[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "bcdefghijklmnopqrstuvwxyz0123456789.,;:<>\"'&%   \t\t==\r\n\n\n"
+	    "\r\x01\x7f\xc3\xa9\xe2\x82\xac\xff";
+	unsigned seed = 12345;
+	char text[700];
+	int n7 = 0, nqp = 0, nb64 = 0;
+
+	(void)state;
+	for (int round = 0; round < 3000; round++) {
+		struct mime_msg *m = mime_new();
+		struct buf out = BUF_INIT, want = BUF_INIT;
+		size_t len = (size_t)(round % 7 == 0 ? round % 170 : round % 700);
+		const char *cte, *body;
+		char hdr[128], err[128];
+		int kind = round % 3;   /* 7bit-able, mixed, mostly 8-bit */
+
+		for (size_t i = 0; i < len; i++) {
+			unsigned r;
+
+			seed = seed * 1103515245u + 12345u;
+			r = seed >> 16;
+			text[i] = kind == 0 ? "abcd efgh\n"[r % 10] : kind == 1 ?
+			    alphabet[r % (sizeof(alphabet) - 1)] :
+			    r % 9 == 0 ? '\n' : (char)(0x80 + r % 128);
+		}
+		assert_int_equal(mime_set_text(m, text, len), 0);
+		assert_int_equal(mime_render(m, 0, &out, err, sizeof(err)), 0);
+		check_message(out.data, out.len);
+		ref_encode(text, len, &want, &cte);
+		n7 += cte[0] == '7';
+		nqp += cte[0] == 'q';
+		nb64 += cte[0] == 'b';
+		snprintf(hdr, sizeof(hdr), "Content-Transfer-Encoding: %s\r\n",
+		    cte);
+		assert_non_null(strstr(out.data, hdr));
+		body = strstr(out.data, "\r\n\r\n") + 4;
+		assert_int_equal(out.len - (size_t)(body - out.data), want.len);
+		assert_memory_equal(body, want.data, want.len);
+		buf_free(&out);
+		buf_free(&want);
+		mime_free(m);
+	}
+	/* every encoding was chosen, many times */
+	assert_true(n7 > 100 && nqp > 100 && nb64 > 100);
+}
+
 /* ---- RFC 2047 ---- */
 
 static void
@@ -984,6 +1076,7 @@ main(void)
 		cmocka_unit_test(qp_roundtrip),
 		cmocka_unit_test(b64_roundtrip),
 		cmocka_unit_test(body_line_ends_normalized),
+		cmocka_unit_test(body_encoding_matches_reference),
 		cmocka_unit_test(encoded_words_decode),
 		cmocka_unit_test(addresses),
 		cmocka_unit_test(size_limit),
