@@ -899,6 +899,26 @@ tw_char(struct tw *w, const char *s, size_t n, uint32_t c)
 	w->lspace = 0;
 }
 
+/* A run of n visible ASCII characters (! to ~): tw_char() for each, the
+ * word and link text appended at once. */
+static void
+tw_ascii(struct tw *w, const char *s, size_t n)
+{
+	size_t room;
+
+	tw_char(w, s, 1, (unsigned char)s[0]);  /* may end a CJK word */
+	if (--n == 0)
+		return;
+	s++;
+	buf_append(&w->word, s, n);
+	w->wordw += (int)n;
+	w->last = (unsigned char)s[n - 1];
+	if (w->inlink && w->ltext.len < TW_LINKTEXT) {
+		room = TW_LINKTEXT - w->ltext.len;
+		buf_append(&w->ltext, s, n < room ? n : room);
+	}
+}
+
 /* Text with references (attr: in an attribute value). */
 static void
 tw_text(struct tw *w, const char *s, size_t n, int attr)
@@ -907,9 +927,20 @@ tw_text(struct tw *w, const char *s, size_t n, int attr)
 	uint32_t c;
 	size_t k;
 
-	buf_reset(&w->tmp);
-	decode(s, n, &w->tmp, attr);
-	for (s = buf_str(&w->tmp), end = s + w->tmp.len; s < end; s += k) {
+	if (memchr(s, '&', n)) {
+		buf_reset(&w->tmp);
+		decode(s, n, &w->tmp, attr);
+		s = buf_str(&w->tmp);
+		n = w->tmp.len;
+	}
+	for (end = s + n; s < end; s += k) {
+		if ((unsigned char)*s > ' ' && (unsigned char)*s < 0x7f) {
+			for (k = 1; s + k < end && (unsigned char)s[k] > ' ' &&
+			    (unsigned char)s[k] < 0x7f; k++)
+				;
+			tw_ascii(w, s, k);
+			continue;
+		}
 		k = get_utf8(s, (size_t)(end - s), &c);
 		if (w->pre && (c == '\n' || c == '\r')) {
 			tw_flush(w);
@@ -933,6 +964,31 @@ tw_rule(struct tw *w, char c, int n)
 	tw_flush(w);
 }
 
+/* Could style value v (n bytes) say "none" once blanks are gone and
+ * references decoded? No if it has no '&' and no n, o, n, e in a row
+ * (blanks between them aside). */
+static int
+maybe_none(const char *v, size_t n)
+{
+	static const char none[] = "none";
+
+	if (memchr(v, '&', n))
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i, k = 0;
+
+		for (; k < 4 && j < n; j++) {
+			if ((v[j] | 0x20) == none[k])
+				k++;
+			else if (k == 0 || !is_ws(v[j]))
+				break;
+		}
+		if (k == 4)
+			return 1;
+	}
+	return 0;
+}
+
 /* Is tag t hidden: the hidden attribute, or display:none in its style? */
 static int
 is_hidden(struct tw *w, const struct tok *t)
@@ -945,7 +1001,7 @@ is_hidden(struct tw *w, const struct tok *t)
 	while (attr_next(&p, t->e, &a) > 0) {
 		if (attr_is(&a, "hidden"))
 			return 1;
-		if (!a.val || !attr_is(&a, "style"))
+		if (!a.val || !attr_is(&a, "style") || !maybe_none(a.val, a.vlen))
 			continue;
 		buf_reset(&w->tmp);
 		buf_putc(&w->tmp, ';');
