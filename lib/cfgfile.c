@@ -716,3 +716,32 @@ cfgfile_value_pos(const struct cfgfile_node *n, size_t offset)
 	}
 	return p;
 }
+
+struct cfgfile_node *
+cfgfile_child(struct cfgfile_node *sec, const char *key)
+{
+	for (struct cfgfile_node *n = sec->child; n; n = n->next)
+		if (strcmp(n->key, key) == 0)
+			return n;
+	return NULL;
+}
+
+struct cfgfile_pos
+cfgfile_key_pos(struct cfgfile_node *sec, const char *key)
+{
+	struct cfgfile_node *n = cfgfile_child(sec, key);
+
+	if (!n)
+		return sec->pos;
+	return n->kind == CFGFILE_VALUE ? n->vpos : n->pos;
+}
+
+struct cfgfile_pos
+cfgfile_item_pos(struct cfgfile_node *sec, const char *key, size_t i)
+{
+	struct cfgfile_node *n = cfgfile_child(sec, key);
+
+	if (n && n->kind == CFGFILE_LIST && i < n->nitems)
+		return n->item_pos[i];
+	return cfgfile_key_pos(sec, key);
+}

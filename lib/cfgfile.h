@@ -84,6 +84,15 @@ void cfgfile_tree_free(struct cfgfile_tree *tree);
 int cfgfile_overlay(struct cfgfile_tree *base, struct cfgfile_tree *over,
     const char *key);
 
+/* The first child of section sec called key, or NULL. */
+struct cfgfile_node *cfgfile_child(struct cfgfile_node *sec, const char *key);
+/* Where key's value is written in sec (sec's own position when absent). */
+struct cfgfile_pos cfgfile_key_pos(struct cfgfile_node *sec, const char *key);
+/* Where item i of the list key is written (for a single value, where the
+ * value is; when absent, sec's position). */
+struct cfgfile_pos cfgfile_item_pos(struct cfgfile_node *sec, const char *key,
+    size_t i);
+
 /*
  * The position of byte `offset` of a VALUE node's (unescaped) value in the
  * file, counting its quote and escapes: for messages about a part of a

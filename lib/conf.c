@@ -10,6 +10,7 @@
 #include "phone.h"
 #include "route.h"
 #include "score.h"
+#include "smsgw.h"
 #include "tmpl.h"
 
 #include <openssl/ssl.h>
@@ -445,6 +446,7 @@ static const struct conf_key main_keys[] = {
 	{ "forms", CONF_PATH, C(forms_dir), "forms", 0, 0, NULL, 0 },
 	{ "routing", CONF_PATH, C(routing_path), "", 0, 0, NULL, 0 },
 	{ "scoring", CONF_PATH, C(scoring_path), "", 0, 0, NULL, 0 },
+	{ "sms", CONF_PATH, C(sms_path), "", 0, 0, NULL, 0 },
 	{ "default_country", CONF_STR, C(default_country), "", 0, 0, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
@@ -613,9 +615,8 @@ check_main(struct conf *c, struct cfgfile_node *root,
 #undef HTTP_POS
 }
 
-/* Read a secret from a file: first line, trailing newline removed. */
-static char *
-read_secret(const char *path, char *err, size_t n)
+char *
+conf_read_secret(const char *path, char *err, size_t n)
 {
 	char line[1024];
 	FILE *f = fopen(path, "r");
@@ -698,8 +699,8 @@ check_mail(struct conf *c, struct cfgfile_node *mail,
 			    "127.0.0.1:5353");
 	}
 	if (m->smtp_password_file[0]) {
-		if (!(m->smtp_password = read_secret(m->smtp_password_file, err,
-		    sizeof(err))))
+		if (!(m->smtp_password = conf_read_secret(
+		    m->smtp_password_file, err, sizeof(err))))
 			cfgfile_error(errs, at_key(mail, "smtp_password_file",
 			    &file), "smtp_password_file: %s", err);
 	}
@@ -821,6 +822,43 @@ load_routing(struct conf *c, struct cfgfile_errors *errs)
 		c->routing = route_load(p, errs);
 	if ((p = optional_file(c, &c->scoring_path, "scoring.conf")) != NULL)
 		c->scoring = score_load(p, errs);
+	if ((p = optional_file(c, &c->sms_path, "sms.conf")) != NULL)
+		c->sms = smsgw_load(p, errs);
+}
+
+/*
+ * sms.conf: email2sms gateways send through the notification "sms"; rep
+ * offers use templates/sms/offer; gateways chosen for teams and reps name
+ * ones of routing.conf.
+ */
+static void
+check_sms(struct conf *c, struct cfgfile_errors *errs)
+{
+	struct cfgfile_pos p = { c->sms_path, 0, 0 };
+
+	if (c->sms->has_email2sms && (!c->notifications ||
+	    !campaign_find(c->notifications, "sms")))
+		cfgfile_error(errs, &p, "email2sms gateways need the notification "
+		    "'sms' (a file sms.conf in %s)", c->notifications_dir);
+	if (!tmpl_set_get(c->templates, "sms/offer"))
+		cfgfile_error(errs, &p, "SMS needs the template sms/offer (%s/"
+		    "sms/offer.mustache)", c->templates_dir);
+	for (size_t i = 0; i < c->sms->n; i++) {
+		const struct smsgw *g = &c->sms->v[i];
+
+		for (size_t k = 0; k < g->teams.n; k++)
+			if (!c->routing || !route_team_find(c->routing,
+			    g->teams.v[k]))
+				cfgfile_error(errs, &p, "gateway %s: teams: no "
+				    "team '%s' in routing.conf", g->name,
+				    g->teams.v[k]);
+		for (size_t k = 0; k < g->reps.n; k++)
+			if (!c->routing || route_rep_find(c->routing,
+			    g->reps.v[k]) == ROUTE_NONE)
+				cfgfile_error(errs, &p, "gateway %s: reps: no "
+				    "rep '%s' in routing.conf", g->name,
+				    g->reps.v[k]);
+	}
 }
 
 /* Campaigns name declared lists; double opt-in lists name a notification;
@@ -862,6 +900,8 @@ check_references(struct conf *c, struct cfgfile_errors *errs)
 		    "(a file offer.conf in %s) to tell reps of their offers",
 		    c->notifications_dir);
 	}
+	if (c->sms)
+		check_sms(c, errs);
 	if (c->scoring) {
 		size_t n;
 		const struct score_threshold *t = score_thresholds(c->scoring, &n);
@@ -1072,6 +1112,7 @@ conf_unref(struct conf *c)
 	}
 	route_conf_free(c->routing);
 	score_free(c->scoring);
+	smsgw_conf_free(c->sms);
 	for (size_t i = 0; i < c->nlists; i++) {
 		conf_unbind(list_keys, &c->lists[i]);
 		free(c->lists[i].name);

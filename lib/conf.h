@@ -23,6 +23,7 @@ struct campaign_set;
 struct form_set;
 struct route_conf;
 struct score_conf;
+struct smsgw_conf;
 
 struct conf_strlist {
 	char **v;
@@ -101,6 +102,7 @@ struct conf {
 	char *forms_dir;                /* conf/forms: NAME.conf per web form */
 	char *routing_path;             /* "" = routing.conf if it exists */
 	char *scoring_path;             /* "" = scoring.conf if it exists */
+	char *sms_path;                 /* "" = sms.conf if it exists */
 	char *default_country;          /* of phone numbers without one; "" */
 	struct conf_mail mail;
 	struct conf_list *lists;
@@ -112,6 +114,7 @@ struct conf {
 	struct form_set *forms;         /* conf/forms/NAME.conf */
 	struct route_conf *routing;     /* routing.conf, or NULL: no routing */
 	struct score_conf *scoring;     /* scoring.conf, or NULL: no scoring */
+	struct smsgw_conf *sms;         /* sms.conf, or NULL: no SMS */
 	int refs;                       /* conf_ref/conf_unref (atomic) */
 };
 
@@ -185,6 +188,9 @@ int conf_check_unknown(struct cfgfile_node *section, struct cfgfile_errors *errs
 int conf_parse_duration(const char *s, long *ms);
 /* Parse a size ("512", "64K", "1M", "2G") into bytes. */
 int conf_parse_size(const char *s, size_t *bytes);
+/* Read a secret from a file: its first line, without the line end. A new
+ * string (caller frees), or NULL with the reason in err (size n). */
+char *conf_read_secret(const char *path, char *err, size_t n);
 /* Split "host:port" or "[v6]:port" into host (size hn) and port. */
 int conf_parse_hostport(const char *s, char *host, size_t hn, int *port);
 

@@ -123,34 +123,21 @@ route_valid_id(const char *s)
 static struct cfgfile_node *
 child(struct cfgfile_node *sec, const char *key)
 {
-	for (struct cfgfile_node *n = sec->child; n; n = n->next)
-		if (strcmp(n->key, key) == 0)
-			return n;
-	return NULL;
+	return cfgfile_child(sec, key);
 }
 
 /* Where key's value is written in sec (the section when it is absent). */
 static struct cfgfile_pos
 at_key(struct cfgfile_node *sec, const char *key)
 {
-	struct cfgfile_node *n = child(sec, key);
-
-	if (!n)
-		return sec->pos;
-	return n->kind == CFGFILE_VALUE ? n->vpos : n->pos;
+	return cfgfile_key_pos(sec, key);
 }
 
 /* Where item i of the list key is written. */
 static struct cfgfile_pos
 at_item(struct cfgfile_node *sec, const char *key, size_t i)
 {
-	struct cfgfile_node *n = child(sec, key);
-
-	if (!n)
-		return sec->pos;
-	if (n->kind == CFGFILE_LIST && i < n->nitems)
-		return n->item_pos[i];
-	return n->kind == CFGFILE_VALUE ? n->vpos : n->pos;
+	return cfgfile_item_pos(sec, key, i);
 }
 
 /*
