@@ -785,16 +785,24 @@ body_scan(const char *s, size_t len, struct body_scan *bs)
 		unsigned c = u[i];
 		size_t w;
 
-		if (qp_lit[c]) {        /* the common case */
-			i++;
-			nlen++;
-			is7 &= ++col <= LINE_7BIT;
-			if (qcol + 1 > QP_LINE - 1) {
-				qlen += 3;
-				qcol = 0;
+		if (qp_lit[c]) {        /* a run of literals, the common case */
+			size_t r = 1, room = QP_LINE - 1 - qcol, rest, br;
+
+			while (i + r < len && qp_lit[u[i + r]])
+				r++;
+			i += r;
+			nlen += r;
+			col += r;
+			is7 &= col <= LINE_7BIT;
+			if (r <= room) {
+				qcol += r;
+				qlen += r;
+			} else {        /* soft breaks: "=" CRLF, 75 a line */
+				rest = r - room;
+				br = (rest + QP_LINE - 2) / (QP_LINE - 1);
+				qlen += r + 3 * br;
+				qcol = rest - (br - 1) * (QP_LINE - 1);
 			}
-			qlen++;
-			qcol++;
 			continue;
 		}
 		if ((e = eol_at(s, i, len)) != 0) {

@@ -7,8 +7,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAC_LEN 10
@@ -26,6 +29,75 @@ token_equal(const void *a, size_t alen, const void *b, size_t blen)
 	return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
 }
 
+/*
+ * Per thread: randomness drawn from the CSPRNG 512 bytes at a time (one
+ * RAND_bytes call costs about what 500 bytes of output do: a message
+ * takes 32 bytes for its Message-ID and boundary), and an HMAC-SHA256
+ * context keyed once with the last key used (re-initialized per token
+ * from the key's precomputed state instead of fetched, keyed and freed
+ * each time).
+ */
+struct tls {
+	unsigned char pool[512];
+	size_t avail;           /* unused bytes at the end of pool */
+	EVP_MAC_CTX *mac;
+	unsigned char key[TOKEN_KEY_LEN];
+};
+
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static EVP_MAC *hmac_alg;
+
+static void
+tls_free(void *p)
+{
+	struct tls *t = p;
+
+	EVP_MAC_CTX_free(t->mac);
+	OPENSSL_cleanse(t, sizeof(*t));
+	free(t);
+}
+
+static void
+tls_init(void)
+{
+	pthread_key_create(&tls_key, tls_free);
+	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static struct tls *
+tls_get(void)
+{
+	struct tls *t;
+
+	pthread_once(&tls_once, tls_init);
+	if ((t = pthread_getspecific(tls_key)) == NULL &&
+	    (t = calloc(1, sizeof(*t))) != NULL &&
+	    pthread_setspecific(tls_key, t) != 0) {
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
+static int
+random_bytes(unsigned char *out, size_t n)
+{
+	struct tls *t = tls_get();
+
+	if (!t || n > sizeof(t->pool))
+		return RAND_bytes(out, (int)n) == 1 ? 0 : -1;
+	if (t->avail < n) {
+		if (RAND_bytes(t->pool, (int)sizeof(t->pool)) != 1)
+			return -1;
+		t->avail = sizeof(t->pool);
+	}
+	t->avail -= n;
+	memcpy(out, t->pool + t->avail, n);
+	OPENSSL_cleanse(t->pool + t->avail, n);
+	return 0;
+}
+
 int
 token_random_hex(char *out, size_t outlen, size_t nbytes)
 {
@@ -33,7 +105,7 @@ token_random_hex(char *out, size_t outlen, size_t nbytes)
 	unsigned char raw[256];
 
 	if (nbytes > sizeof(raw) || outlen < 2 * nbytes + 1 ||
-	    RAND_bytes(raw, (int)nbytes) != 1)
+	    random_bytes(raw, nbytes) < 0)
 		return -1;
 	for (size_t i = 0; i < nbytes; i++) {
 		out[2 * i] = hex[raw[i] >> 4];
@@ -107,7 +179,32 @@ mac(const struct token_key *key, const unsigned char *msg, size_t len,
 {
 	unsigned char full[EVP_MAX_MD_SIZE];
 	unsigned int flen = 0;
+	struct tls *t = tls_get();
+	size_t n = 0;
 
+	if (t && hmac_alg) {
+		int fresh = t->mac == NULL ||
+		    CRYPTO_memcmp(t->key, key->k, TOKEN_KEY_LEN) != 0;
+		OSSL_PARAM params[2] = {
+			OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+			OSSL_PARAM_END
+		};
+
+		if (!t->mac)
+			t->mac = EVP_MAC_CTX_new(hmac_alg);
+		if (t->mac && EVP_MAC_init(t->mac, fresh ? key->k : NULL,
+		    fresh ? TOKEN_KEY_LEN : 0, fresh ? params : NULL) == 1 &&
+		    EVP_MAC_update(t->mac, msg, len) == 1 &&
+		    EVP_MAC_final(t->mac, full, &n, sizeof(full)) == 1 &&
+		    n == SHA256_DIGEST_LENGTH) {
+			if (fresh)
+				memcpy(t->key, key->k, TOKEN_KEY_LEN);
+			memcpy(out, full, MAC_LEN);
+			return;
+		}
+		EVP_MAC_CTX_free(t->mac);      /* start afresh next time */
+		t->mac = NULL;
+	}
 	HMAC(EVP_sha256(), key->k, TOKEN_KEY_LEN, msg, len, full, &flen);
 	memcpy(out, full, MAC_LEN);
 }

@@ -4,7 +4,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "token.h"
 
@@ -76,6 +80,79 @@ signed_tokens_round_trip_and_resist_tampering(void **state)
 	    -1);
 }
 
+/* What token_sign() must give, computed here with OpenSSL's one-shot
+ * HMAC(): kind, varint ids, the first 10 bytes of HMAC-SHA256, base64url
+ * of all but the kind byte. */
+static void
+expected_token(const struct token_key *key, char kind, uint64_t id,
+    uint64_t id2, char *out)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst"
+	    "uvwxyz0123456789-_";
+	unsigned char raw[64], mac[EVP_MAX_MD_SIZE];
+	unsigned int mlen = 0;
+	uint64_t v[2] = { id, id2 };
+	size_t n = 0, o = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+
+	raw[n++] = (unsigned char)kind;
+	for (int k = 0; k < 2; k++) {
+		uint64_t x = v[k];
+
+		do {
+			raw[n++] = (unsigned char)((x & 0x7f) | (x >> 7 ? 0x80 : 0));
+			x >>= 7;
+		} while (x);
+	}
+	HMAC(EVP_sha256(), key->k, TOKEN_KEY_LEN, raw, n, mac, &mlen);
+	memcpy(raw + n, mac, 10);
+	n += 10;
+	for (size_t i = 1; i < n; i++) {
+		acc = (acc << 8) | raw[i];
+		for (bits += 8; bits >= 6; bits -= 6)
+			out[o++] = b64[(acc >> (bits - 6)) & 63];
+	}
+	if (bits)
+		out[o++] = b64[(acc << (6 - bits)) & 63];
+	out[o] = '\0';
+}
+
+/* Tokens under alternating keys (the per-thread keyed HMAC context is
+ * re-keyed each time) and on another thread are the HMAC-SHA256 ones. */
+static void *
+sign_alternating(void *arg)
+{
+	struct token_key k[2];
+	char tok[TOKEN_MAX], want[TOKEN_MAX];
+
+	(void)arg;
+	memset(&k[0], 0x11, sizeof(k[0]));
+	memset(&k[1], 0x22, sizeof(k[1]));
+	for (uint64_t i = 0; i < 200; i++) {
+		const struct token_key *key = &k[i % 3 == 0];
+
+		token_sign(key, "cuob"[i % 4], i * 7919, i % 5 ? i : 0, tok);
+		expected_token(key, "cuob"[i % 4], i * 7919, i % 5 ? i : 0, want);
+		if (strcmp(tok, want) != 0)
+			return (void *)sign_alternating;     /* a mismatch */
+	}
+	return NULL;
+}
+
+static void
+tokens_are_hmac_sha256(void **state)
+{
+	pthread_t t;
+	void *r = (void *)1;
+
+	(void)state;
+	assert_null(sign_alternating(NULL));
+	assert_int_equal(pthread_create(&t, NULL, sign_alternating, NULL), 0);
+	assert_int_equal(pthread_join(t, &r), 0);
+	assert_null(r);
+}
+
 int
 main(void)
 {
@@ -83,6 +160,7 @@ main(void)
 		cmocka_unit_test(equal_compares_content_and_length),
 		cmocka_unit_test(random_hex_is_hex_and_differs),
 		cmocka_unit_test(signed_tokens_round_trip_and_resist_tampering),
+		cmocka_unit_test(tokens_are_hmac_sha256),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
