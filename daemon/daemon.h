@@ -28,6 +28,11 @@ struct router;
 struct httpd_req;
 struct route_conf;
 
+/* Database sessions besides the router's and the sender's: d->db and
+ * these, shared by captures so that their commits overlap (each waits
+ * for its WAL flush) instead of queuing behind one another. */
+#define DAEMON_SESSIONS 3
+
 struct lc_daemon {
 	struct event_base *base;
 	const char *conf_path;
@@ -35,7 +40,8 @@ struct lc_daemon {
 	struct conf *conf;              /* current: reloadable settings */
 	struct httpd *httpd;
 	struct workq *workq;
-	struct db *db;
+	struct db *db;                  /* session 0: LISTEN, most queries */
+	struct db *sessions[DAEMON_SESSIONS];   /* more, for captures */
 	struct sender *sender;
 	struct router *router;
 	char conninfo[2048];            /* of the database, for more sessions */
@@ -55,6 +61,13 @@ struct lc_daemon {
 	struct cfgfile_errors reload_errors;
 	char restart_needed[512];
 };
+
+/* The least busy ready session of d->db and d->sessions: for statements
+ * that stand alone (each a transaction of its own, ordered by callbacks,
+ * never by the order of posting). */
+struct db *daemon_db(struct lc_daemon *d);
+/* Queries queued or in flight on all of them. */
+size_t daemon_db_pending(const struct lc_daemon *d);
 
 /* Reload the configuration file; 0, or -1 (errors in d->reload_errors). */
 int daemon_reload(struct lc_daemon *d);

@@ -203,6 +203,32 @@ on_wake(void *arg, const char *channel, const char *payload)
 		sender_kick(d->sender);
 }
 
+struct db *
+daemon_db(struct lc_daemon *d)
+{
+	struct db *best = d->db;
+
+	for (int i = 0; i < DAEMON_SESSIONS; i++) {
+		struct db *s = d->sessions[i];
+
+		if (s && db_state(s) == DB_READY && (db_state(best) != DB_READY ||
+		    db_pending(s) < db_pending(best)))
+			best = s;
+	}
+	return best;
+}
+
+size_t
+daemon_db_pending(const struct lc_daemon *d)
+{
+	size_t n = db_pending(d->db);
+
+	for (int i = 0; i < DAEMON_SESSIONS; i++)
+		if (d->sessions[i])
+			n += db_pending(d->sessions[i]);
+	return n;
+}
+
 /* ---- reload and stop ------------------------------------------------------ */
 
 static void
@@ -268,7 +294,7 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 	/* queries cannot drain while the database is away */
 	int idle = httpd_in_flight(d->httpd) == 0 && workq_depth(d->workq) == 0 &&
 	    sender_idle(d->sender) && router_idle(d->router) &&
-	    (db_pending(d->db) == 0 ||
+	    (daemon_db_pending(d) == 0 ||
 	    db_state(d->db) != DB_READY);
 
 	(void)fd;
@@ -280,7 +306,7 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 		if (!idle)
 			log_warn("shutdown timeout: %zu requests, %zu queries, "
 			    "%zu jobs still pending", httpd_in_flight(d->httpd),
-			    db_pending(d->db), workq_depth(d->workq));
+			    daemon_db_pending(d), workq_depth(d->workq));
 		event_base_loopbreak(d->base);
 	}
 }
@@ -448,6 +474,13 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 	db_set_state_cb(d->db, on_db_state, d);
 	db_listen(d->db, "leadcast_wake", on_wake, d);
 	db_start(d->db);
+	for (int i = 0; i < DAEMON_SESSIONS; i++) {
+		if (!(d->sessions[i] = db_new(d->base, conninfo))) {
+			snprintf(err, sizeof(err), "cannot open database sessions");
+			goto fail_pg;
+		}
+		db_start(d->sessions[i]);
+	}
 	d->ev_heartbeat = event_new(d->base, -1, EV_PERSIST, node_heartbeat, d);
 	event_add(d->ev_heartbeat, &hb);
 	if (d->embedded) {
@@ -545,6 +578,8 @@ main(int argc, char **argv)
 	workq_free(d->workq);
 	router_free(d->router);
 	sender_free(d->sender);
+	for (int i = 0; i < DAEMON_SESSIONS; i++)
+		db_free(d->sessions[i]);
 	db_free(d->db);
 	if (d->embedded && pgembed_running(&d->pg) && pgembed_stop(&d->pg) < 0)
 		log_warn("the embedded PostgreSQL did not stop cleanly: see %s",

@@ -555,8 +555,8 @@ on_captured(void *arg, const PGresult *res, const char *err)
 
 			snprintf(ids, sizeof(ids), "%lld", id);
 			snprintf(score, sizeof(score), "%d", c->sc.after);
-			if (db_query(c->d->db, route_new_sql, 3, p, on_routed_new,
-			    c) == 0)
+			if (db_query(daemon_db(c->d), route_new_sql, 3, p,
+			    on_routed_new, c) == 0)
 				return;
 			log_warn("lead %lld: cannot route it to team %s: the "
 			    "database queue is full", id, c->sc.route_team);
@@ -644,8 +644,8 @@ leads_capture(struct lc_daemon *d, json_t *lead, json_t *event,
 	p[2] = hj;
 	p[3] = c->routed ? "true" : "false";
 	p[4] = ej;
-	if (!lj || !hj || (event && !ej) || db_query(d->db, capture_sql, 5, p,
-	    on_captured, c) < 0) {
+	if (!lj || !hj || (event && !ej) || db_query(daemon_db(d), capture_sql,
+	    5, p, on_captured, c) < 0) {
 		free(lj);
 		free(hj);
 		free(ej);

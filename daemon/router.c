@@ -15,9 +15,10 @@
  *   expiry     every tick, offers past their deadline (in the database,
  *              so a restart does not forget them) expire, and leads left
  *              with no pending offer become due again.
- *   sweeper    every SWEEP_S, any lead in routing with neither an owner,
- *              a queue, a pending offer nor a due time is made due (and
- *              logged: it means something was lost on the way).
+ *   sweeper    every SWEEP_S, the next 2000 leads in routing without an
+ *              owner are checked: any with neither a queue, a pending
+ *              offer nor a due time is made due (and logged: it means
+ *              something was lost on the way).
  *   answers    accept and reject, by API (/api/v1/offers/{id}/...) or by
  *              the rep's signed lead card (/r/{token}); an accept is one
  *              statement that takes the lead only if nobody owns it, so a
@@ -55,7 +56,7 @@
 
 #define ROUTE_BATCH     50              /* leads per routing transaction */
 #define TICK_MS         250             /* expiry check */
-#define SWEEP_S         10
+#define SWEEP_S         2               /* 2000 candidates each time */
 #define CARD_TTL_S      (7 * 86400)     /* a lead card link works this long */
 #define REPS_MAX        5000
 #define OVERLAY_NAME    "reps (database)"
@@ -79,6 +80,7 @@ struct router {
 	int expiring, sweeping, probing, syncing, resync;
 	struct event *ev_tick, *ev_retry;
 	time_t last_sweep, last_route;
+	long long sweep_cursor;         /* the sweeper's walk: last id seen */
 	struct metric *m_offer, *m_broadcast, *m_assign, *m_queue,
 	    *m_expired, *m_swept, *m_accepted, *m_rejected, *m_tx_fail;
 };
@@ -985,13 +987,15 @@ on_lead_rows(void *arg, const PGresult *res, const char *err)
 }
 
 /* Reps (locked, in id order, so that every node locks them alike) with
- * their open leads: owned and not closed, plus single offers pending. */
+ * their open leads: owned and not closed, plus single offers pending;
+ * counted only for the reps that have a capacity ($1), the others have
+ * no use for it. */
 static const char reps_sql[] =
-    "SELECT r.id, r.pass, r.away, r.on_duty, "
-    "(SELECT count(*) FROM leads l WHERE l.owner = r.id AND l.status IN "
+    "SELECT r.id, r.pass, r.away, r.on_duty, CASE WHEN r.id = ANY($1::text[]) "
+    "THEN (SELECT count(*) FROM leads l WHERE l.owner = r.id AND l.status IN "
     "('assigned', 'contacted', 'qualified')) + "
     "(SELECT count(*) FROM offers o WHERE o.rep_id = r.id AND "
-    "o.status = 'pending' AND o.kind = 'single') "
+    "o.status = 'pending' AND o.kind = 'single') ELSE 0 END "
     "FROM reps r ORDER BY r.id FOR UPDATE OF r";
 
 static const char claim_sql[] =
@@ -1007,6 +1011,8 @@ route_now(struct router *r)
 {
 	struct tx *t;
 	const struct route_conf *rc;
+	struct buf capped;
+	const char *p[1];
 
 	if (r->tx_running || !r->cur || r->d->stopping ||
 	    db_state(r->db) != DB_READY)
@@ -1031,8 +1037,14 @@ route_now(struct router *r)
 	r->tx_running = 1;
 	r->kicked = 0;
 	t->waiting = 3;
+	buf_init(&capped, 0);
+	for (size_t i = 0; i < rc->nreps; i++)
+		if (rc->reps[i].capacity > 0)
+			db_array_add(&capped, rc->reps[i].id);
+	p[0] = db_array_end(&capped);
 	db_query(r->db, "BEGIN", 0, NULL, on_begin, t);
-	db_query(r->db, reps_sql, 0, NULL, on_rep_rows, t);
+	db_query(r->db, reps_sql, 1, p, on_rep_rows, t);
+	buf_free(&capped);
 	db_query(r->db, claim_sql, 0, NULL, on_lead_rows, t);
 }
 
@@ -1142,6 +1154,9 @@ on_swept(void *arg, const PGresult *res, const char *err)
 		log_warn("sweeping leads: %s", err);
 		return;
 	}
+	/* where the next sweep goes on; after the last candidate, over */
+	r->sweep_cursor = PQgetisnull(res, 0, 1) ? 0 :
+	    strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	if ((n = strtoll(PQgetvalue(res, 0, 0), NULL, 10)) > 0) {
 		metric_add(r->m_swept, n);
 		log_warn("sweeper: %lld leads had neither an owner nor a "
@@ -1151,14 +1166,21 @@ on_swept(void *arg, const PGresult *res, const char *err)
 }
 
 /* A lead in routing with nobody, no queue, no pending offer and nothing
- * due, for longer than a routing takes: make it due. */
+ * due, for longer than a routing takes: make it due. Each sweep walks the
+ * next SWEEP_ROWS of such candidates from a cursor (the partial index
+ * leads_unowned), so its cost stays flat however many leads are out on
+ * offer; after the last it starts over. */
 static const char sweep_sql[] =
-    "WITH s AS (UPDATE leads SET route_at = now() WHERE id IN (SELECT id "
-    "FROM leads l WHERE owner IS NULL AND status IN ('routing', 'offered', "
-    "'recycled') AND route_at IS NULL AND queue IS NULL AND updated_at < "
-    "now() - interval '5 seconds' AND NOT EXISTS (SELECT 1 FROM offers o "
-    "WHERE o.lead_id = l.id AND o.status = 'pending') LIMIT 1000 "
-    "FOR UPDATE SKIP LOCKED) RETURNING 1) SELECT count(*) FROM s";
+    "WITH c AS (SELECT id FROM leads WHERE id > $1::bigint AND owner IS NULL "
+    "AND status IN ('routing', 'offered', 'recycled') ORDER BY id LIMIT "
+    "2000), "
+    "s AS (UPDATE leads SET route_at = now() WHERE id IN (SELECT c.id FROM "
+    "c JOIN leads l ON l.id = c.id WHERE l.owner IS NULL AND l.route_at IS "
+    "NULL AND l.queue IS NULL AND l.updated_at < now() - interval "
+    "'5 seconds' AND l.status IN ('routing', 'offered', 'recycled') AND "
+    "NOT EXISTS (SELECT 1 FROM offers o WHERE o.lead_id = l.id AND "
+    "o.status = 'pending') FOR UPDATE OF l SKIP LOCKED) RETURNING 1) "
+    "SELECT (SELECT count(*) FROM s), (SELECT max(id) FROM c)";
 
 static void
 on_probe(void *arg, const PGresult *res, const char *err)
@@ -1180,13 +1202,18 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!r->cur || db_state(r->d->db) != DB_READY || r->d->stopping)
 		return;
-	if (!r->expiring && db_query(r->d->db, expire_sql, 0, NULL, on_expired,
-	    r) == 0)
+	if (!r->expiring && db_query(daemon_db(r->d), expire_sql, 0, NULL,
+	    on_expired, r) == 0)
 		r->expiring = 1;
-	if (!r->sweeping && now - r->last_sweep >= SWEEP_S &&
-	    db_query(r->d->db, sweep_sql, 0, NULL, on_swept, r) == 0) {
-		r->sweeping = 1;
-		r->last_sweep = now;
+	if (!r->sweeping && now - r->last_sweep >= SWEEP_S) {
+		char cur[32];
+		const char *p[1] = { cur };
+
+		snprintf(cur, sizeof(cur), "%lld", r->sweep_cursor);
+		if (db_query(daemon_db(r->d), sweep_sql, 1, p, on_swept, r) == 0) {
+			r->sweeping = 1;
+			r->last_sweep = now;
+		}
 	}
 	/* kicks that found the session busy or down; and once a second, a
 	 * look for leads other nodes made due (cheap: the lock-taking
@@ -1326,8 +1353,8 @@ answer(struct answer *a)
 	const char *p[2] = { id, a->rep };
 
 	snprintf(id, sizeof(id), "%lld", a->offer);
-	if (db_query(a->r->d->db, a->accept ? accept_sql : reject_sql, 2, p,
-	    on_answered, a) < 0) {
+	if (db_query(daemon_db(a->r->d), a->accept ? accept_sql : reject_sql, 2,
+	    p, on_answered, a) < 0) {
 		if (a->card)
 			card_reply(a, 503, "error", NULL);
 		else
