@@ -348,104 +348,141 @@ dkim_canon_header(struct buf *b, const char *f, size_t len)
 	}
 }
 
-/* Output of the body canonicalization, hashed in blocks. */
-struct dkim_sink {
-	EVP_MD_CTX *md;
-	size_t n;
-	int fail;
-	unsigned char b[8192];
-};
-
+/* Append line s (n bytes, no CRLF, not only WSP) canonicalized to b:
+ * each WSP run one SP, none at the end. */
 static void
-dkim_sink_put(struct dkim_sink *s, const char *p, size_t len)
+dkim_canon_line(struct buf *b, const char *s, size_t n)
 {
-	if (s->n + len > sizeof(s->b)) {
-		if (EVP_DigestUpdate(s->md, s->b, s->n) != 1)
-			s->fail = 1;
-		s->n = 0;
-		if (len > sizeof(s->b)) {
-			if (EVP_DigestUpdate(s->md, p, len) != 1)
-				s->fail = 1;
-			return;
+	int ws = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == ' ' || s[i] == '\t') {
+			ws = 1;
+			continue;
 		}
+		if (ws)
+			buf_putc(b, ' ');
+		ws = 0;
+		buf_putc(b, s[i]);
 	}
-	memcpy(s->b + s->n, p, len);
-	s->n += len;
 }
 
-/* SHA-256 of the relaxed canonical body (RFC 6376 3.4.4): WSP runs become
+/* 1 if s (n bytes) holds two spaces in a row. Eight bytes at a time: a
+ * byte is a space where its bit 7 is set in t (exact, no carries between
+ * bytes), two in a row where t and t shifted by a byte share a bit. */
+static int
+dkim_two_spaces(const char *s, size_t n)
+{
+	const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, t;
+
+		if (i > 0 && s[i - 1] == ' ' && s[i] == ' ')
+			return 1;
+		memcpy(&x, s + i, 8);
+		x ^= 0x2020202020202020ULL;
+		t = ~(((x & low7) + low7) | x | low7);
+		if (t & (t >> 8))
+			return 1;
+	}
+	for (i = i > 0 ? i - 1 : 0; i + 1 < n; i++)
+		if (s[i] == ' ' && s[i + 1] == ' ')
+			return 1;
+	return 0;
+}
+
+/*
+ * SHA-256 of the relaxed canonical body (RFC 6376 3.4.4): WSP runs become
  * one SP, WSP at line ends goes, empty lines at the end go, a last line
- * without CRLF gets one; an empty body stays empty. */
+ * without CRLF gets one; an empty body stays empty. A line that is
+ * already canonical (no tab, no two spaces in a row, no space before its
+ * CRLF: nearly every line of a MIME-encoded body) is hashed in place,
+ * with its neighbours, in one run; only the others are rewritten.
+ */
 static int
 dkim_body_hash(const EVP_MD *sha256, const char *msg, size_t len,
     size_t off, unsigned char dig[32], char *err, size_t n)
 {
-	struct dkim_sink *s;
-	size_t empty = 0, i = off;
-	int ws = 0, started = 0, rc = -1;
+	const char *body = msg + off;
+	size_t blen = len - off, region = off, done = off, empty = 0, i = off;
+	int tabs = memchr(body, '\t', blen) != NULL;
+	int twosp = dkim_two_spaces(body, blen);
+	struct buf line = BUF_INIT;
+	EVP_MD_CTX *md;
+	int ok, rc = -1;
 
-	if ((s = malloc(sizeof(*s))) == NULL) {
-		dkim_err(err, n, "out of memory");
-		return -1;
-	}
-	s->n = 0;
-	s->fail = 0;
-	if ((s->md = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex2(s->md, sha256, NULL) != 1) {
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex2(md, sha256, NULL) != 1) {
 		dkim_err(err, n, "SHA-256: %s", dkim_ssl_reason());
 		goto out;
 	}
+	ok = 1;
 	while (i < len) {
-		char c = msg[i];
-		size_t run;
+		const char *nl = memchr(msg + i, '\n', len - i), *cr;
+		size_t k = nl ? (size_t)(nl - msg) : len, le, next, j;
+		int clean;
 
-		if (c == '\r' && i + 1 < len && msg[i + 1] == '\n') {
-			if (started)
-				dkim_sink_put(s, "\r\n", 2);
-			else
-				empty++;
-			started = ws = 0;
-			i += 2;
-			continue;
-		}
-		if (c == '\r' || c == '\n') {
-			dkim_err(err, n, "message: bare %s in the body at byte "
-			    "%zu (lines must end in CRLF)", c == '\r' ? "CR" :
-			    "LF", i);
+		/* the line is msg[i, le), its CRLF (if any) up to next */
+		cr = memchr(msg + i, '\r', k - i);
+		if (cr && (!nl || cr != nl - 1)) {
+			dkim_err(err, n, "message: bare CR in the body at byte %zu "
+			    "(lines must end in CRLF)", (size_t)(cr - msg));
 			goto out;
 		}
-		if (c == ' ' || c == '\t') {
-			ws = 1;
-			i++;
+		if (nl && !cr) {
+			dkim_err(err, n, "message: bare LF in the body at byte %zu "
+			    "(lines must end in CRLF)", k);
+			goto out;
+		}
+		le = nl ? k - 1 : len;
+		next = nl ? k + 1 : len;
+		for (j = i; j < le && (msg[j] == ' ' || msg[j] == '\t'); j++)
+			;
+		if (j == le) {          /* empty once canonical: kept only if
+					 * a line with text follows */
+			empty++;
+			i = next;
 			continue;
 		}
-		if (!started) {
-			for (; empty > 0; empty--)
-				dkim_sink_put(s, "\r\n", 2);
-			started = 1;
+		clean = nl && msg[le - 1] != ' ' &&
+		    !(tabs && memchr(msg + i, '\t', le - i)) &&
+		    !(twosp && dkim_two_spaces(msg + i, le - i));
+		if (clean && i - done == 2 * empty) {
+			done = next;    /* the run goes on over it */
+			empty = 0;
+			i = next;
+			continue;
 		}
-		if (ws)
-			dkim_sink_put(s, " ", 1);
-		ws = 0;
-		for (run = 1; i + run < len; run++) {
-			c = msg[i + run];
-			if (c == '\r' || c == '\n' || c == ' ' || c == '\t')
-				break;
+		ok &= EVP_DigestUpdate(md, msg + region, done - region) == 1;
+		for (; empty > 0; empty--)
+			ok &= EVP_DigestUpdate(md, "\r\n", 2) == 1;
+		if (clean) {
+			region = i;
+			done = next;
+		} else {
+			buf_reset(&line);
+			dkim_canon_line(&line, msg + i, le - i);
+			buf_append(&line, "\r\n", 2);
+			if (line.overflow) {
+				dkim_err(err, n, "out of memory");
+				goto out;
+			}
+			ok &= EVP_DigestUpdate(md, line.data, line.len) == 1;
+			region = done = next;
 		}
-		dkim_sink_put(s, msg + i, run);
-		i += run;
+		i = next;
 	}
-	if (started)
-		dkim_sink_put(s, "\r\n", 2);
-	if ((s->n && EVP_DigestUpdate(s->md, s->b, s->n) != 1) || s->fail ||
-	    EVP_DigestFinal_ex(s->md, dig, NULL) != 1) {
+	ok &= EVP_DigestUpdate(md, msg + region, done - region) == 1;
+	if (!ok || EVP_DigestFinal_ex(md, dig, NULL) != 1) {
 		dkim_err(err, n, "SHA-256: %s", dkim_ssl_reason());
 		goto out;
 	}
 	rc = 0;
 out:
-	EVP_MD_CTX_free(s->md);
-	free(s);
+	EVP_MD_CTX_free(md);
+	buf_free(&line);
 	return rc;
 }
 
