@@ -59,8 +59,12 @@ struct sender {
 	struct lc_daemon *d;
 	struct event *tick;
 	int active;                     /* batches in flight */
+	struct db *db;                  /* our session: claims and records,
+					 * committed asynchronously (a lost
+					 * claim lapses, a lost record means
+					 * a message sent twice, never lost) */
 	int claiming;                   /* a claim query in flight */
-	int kicked;
+	int kicked;                     /* a kick came during a claim */
 	time_t last_stats, last_sweep;
 	double tokens;                  /* global rate limiter */
 	struct timespec last_refill;
@@ -365,14 +369,12 @@ by_domain(const void *a, const void *b)
  * does not fit now is deferred briefly.
  */
 static void
-mx_send(struct batch *b, struct item **todo, struct smtp_msg *unused,
-    size_t n)
+mx_send(struct batch *b, struct item **todo, size_t n)
 {
 	const struct conf_mail *mc = &b->conf->mail;
 	struct smtp_msg *msgs = calloc(n, sizeof(*msgs));
 	char err[300];
 
-	(void)unused;
 	if (!msgs) {
 		for (size_t i = 0; i < n; i++)
 			todo[i]->status = "deferred";
@@ -440,161 +442,232 @@ mx_send(struct batch *b, struct item **todo, struct smtp_msg *unused,
 	free(msgs);
 }
 
-/* Deliver composed items by the configured transport (worker thread). */
-static void
-transport_send(struct batch *b, struct item **todo, size_t n)
+/* The relay of the smtp:// transport, from the configuration. */
+static struct smtp_relay
+relay_of(const struct conf_mail *mc)
 {
-	const struct conf_mail *mc = &b->conf->mail;
-	struct smtp_msg *msgs;
-	char err[300];
+	struct smtp_relay r = {
+		mc->smtp_host, mc->smtp_port,
+		!strcmp(mc->tls, "required") ? SMTP_TLS_REQUIRED :
+		!strcmp(mc->tls, "none") ? SMTP_TLS_NONE :
+		SMTP_TLS_OPPORTUNISTIC, mc->tls_verify, mc->ssl_ctx,
+		*mc->smtp_user ? mc->smtp_user : NULL,
+		mc->smtp_password, *mc->helo ? mc->helo : NULL,
+		mc->timeout_ms
+	};
 
-	if (n == 0)
-		return;
-	if (mc->kind == CONF_MAILDIR) {
-		for (size_t i = 0; i < n; i++) {
-			struct item *it = todo[i];
-			struct buf full;
-			int r;
-
-			/* as a delivery agent would: the envelope sender first */
-			buf_init(&full, 0);
-			buf_printf(&full, "Return-Path: <%s>\r\n",
-			    it->out.mail_from);
-			buf_append(&full, it->out.msg.data, it->out.msg.len);
-			r = maildir_deliver(mc->maildir, full.data, full.len, NULL,
-			    0, err, sizeof(err));
-			buf_free(&full);
-			if (r == 0) {
-				it->status = "sent";
-				it->code = 250;
-				snprintf(it->text, sizeof(it->text), "delivered to "
-				    "maildir");
-			} else {
-				it->status = "deferred";
-				snprintf(it->text, sizeof(it->text), "%s", err);
-			}
-		}
-		return;
-	}
-	if (!(msgs = calloc(n, sizeof(*msgs)))) {
-		for (size_t i = 0; i < n; i++) {
-			todo[i]->status = "deferred";
-			snprintf(todo[i]->text, sizeof(todo[i]->text), "out of memory");
-		}
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		msgs[i].mail_from = todo[i]->out.mail_from;
-		msgs[i].rcpt = todo[i]->email;
-		msgs[i].data = todo[i]->out.msg.data;
-		msgs[i].len = todo[i]->out.msg.len;
-	}
-	if (mc->kind == CONF_SMTP) {
-		struct smtp_relay r = {
-			mc->smtp_host, mc->smtp_port,
-			!strcmp(mc->tls, "required") ? SMTP_TLS_REQUIRED :
-			!strcmp(mc->tls, "none") ? SMTP_TLS_NONE :
-			SMTP_TLS_OPPORTUNISTIC, mc->tls_verify, mc->ssl_ctx,
-			*mc->smtp_user ? mc->smtp_user : NULL,
-			mc->smtp_password, *mc->helo ? mc->helo : NULL,
-			mc->timeout_ms
-		};
-
-		smtp_send(&r, msgs, n);
-		for (size_t i = 0; i < n; i++)
-			set_result(todo[i], &msgs[i]);
-	} else {
-		mx_send(b, todo, msgs, n);
-	}
-	free(msgs);
+	return r;
 }
 
-/* Worker thread: compose every item, then send what composed. */
+/* What composing the items of one batch shares (worker thread). */
+struct composer {
+	struct batch *b;
+	const struct campaign_def *def;
+	uint64_t def_id;
+	struct compose_spec sp;
+	struct spec_arg sa;
+};
+
+/* Add the links out lacks to the batch's (one campaign's per batch). */
+static void
+note_missing(struct batch *b, uint64_t campaign, const struct compose_links *l)
+{
+	if (b->missing.n > 0 && b->missing_campaign != campaign)
+		return;
+	b->missing_campaign = campaign;
+	for (size_t k = 0; k < l->n; k++) {
+		int dup = 0;
+
+		for (size_t j = 0; j < b->missing.n; j++)
+			dup |= !strcmp(b->missing.url[j], l->url[k]) &&
+			    !strcmp(b->missing.tag[j], l->tag[k]);
+		if (dup)
+			continue;
+		b->missing.url = realloc(b->missing.url, (b->missing.n + 1) *
+		    sizeof(char *));
+		b->missing.tag = realloc(b->missing.tag, (b->missing.n + 1) *
+		    sizeof(char *));
+		if (!b->missing.url || !b->missing.tag)
+			abort();
+		b->missing.url[b->missing.n] = strdup(l->url[k]);
+		b->missing.tag[b->missing.n++] = strdup(l->tag[k]);
+	}
+}
+
+/* Compose item it into out (reset first): 1 if it is to be sent, else 0
+ * and its status says why not. */
+static int
+compose_item(struct composer *c, struct item *it, struct compose_out *out)
+{
+	struct batch *b = c->b;
+
+	if (it->blocked) {
+		it->status = "suppressed";
+		snprintf(it->text, sizeof(it->text), "unsubscribed or "
+		    "suppressed");
+		return 0;
+	}
+	if (it->campaign_id != c->def_id) {
+		int notify = !strncmp(it->campaign, "notify/", 7);
+
+		c->def_id = it->campaign_id;
+		c->def = notify ? campaign_find(b->conf->notifications,
+		    it->campaign + 7) : campaign_find(b->conf->campaigns,
+		    it->campaign);
+		c->sa.s = b->s;
+		c->sa.campaign_id = c->def_id;
+		if (c->def)
+			spec_for(&c->sp, &c->sa, b->conf, c->def, c->def_id,
+			    &b->s->d->url_key);
+	}
+	if (!c->def) {
+		it->status = "deferred";
+		snprintf(it->text, sizeof(it->text), "campaign %s is not "
+		    "in the configuration", it->campaign);
+		return 0;
+	}
+	compose_out_reset(out);
+	switch (compose_message(&c->sp, it->id, it->email, it->lead, out)) {
+	case COMPOSE_OK:
+		snprintf(it->message_id, sizeof(it->message_id), "%s",
+		    out->message_id);
+		return 1;
+	case COMPOSE_NEED_LINKS:
+		it->status = "queued";  /* again, once links exist */
+		note_missing(b, c->def_id, &out->missing);
+		return 0;
+	case COMPOSE_FAILED:
+		break;
+	}
+	it->status = "failed";
+	snprintf(it->text, sizeof(it->text), "%s", out->err);
+	return 0;
+}
+
+static void
+maildir_item(const struct conf_mail *mc, struct item *it,
+    const struct compose_out *out)
+{
+	struct buf full;
+	char err[300];
+	int r;
+
+	/* as a delivery agent would: the envelope sender first */
+	buf_init(&full, 0);
+	buf_printf(&full, "Return-Path: <%s>\r\n", out->mail_from);
+	buf_append(&full, out->msg.data, out->msg.len);
+	r = maildir_deliver(mc->maildir, full.data, full.len, NULL, 0, err,
+	    sizeof(err));
+	buf_free(&full);
+	if (r == 0) {
+		it->status = "sent";
+		it->code = 250;
+		snprintf(it->text, sizeof(it->text), "delivered to maildir");
+	} else {
+		it->status = "deferred";
+		snprintf(it->text, sizeof(it->text), "%s", err);
+	}
+}
+
+/*
+ * smtp:// transport: each message goes into the session as soon as it is
+ * composed, so that the relay takes one message while the next is made
+ * (see smtp_add()), and only three composed messages exist at a time: a
+ * ring of three outputs, a slot reused once its message has its outcome.
+ * If the session fails, the items not yet sent wait (deferred) without
+ * being composed.
+ */
+static void
+relay_batch(struct composer *c)
+{
+	struct batch *b = c->b;
+	struct smtp_relay r = relay_of(&b->conf->mail);
+	struct compose_out ring[3];
+	struct smtp_msg *msgs = calloc(b->n ? b->n : 1, sizeof(*msgs));
+	struct item **sent = calloc(b->n ? b->n : 1, sizeof(*sent));
+	struct smtp_session *ss = NULL;
+	char err[256] = "";
+	size_t k = 0;
+
+	memset(ring, 0, sizeof(ring));
+	if (!msgs || !sent) {
+		for (size_t i = 0; i < b->n; i++)
+			b->items[i].status = "queued";
+		goto out;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+		struct compose_out *o = &ring[k % 3];
+
+		if (err[0]) {
+			it->status = "deferred";
+			snprintf(it->text, sizeof(it->text), "%s", err);
+			continue;
+		}
+		if (!compose_item(c, it, o))
+			continue;
+		if (!ss && !(ss = smtp_open(&r, err, sizeof(err)))) {
+			it->status = "deferred";
+			snprintf(it->text, sizeof(it->text), "%s", err);
+			continue;
+		}
+		msgs[k].mail_from = o->mail_from;
+		msgs[k].rcpt = it->email;
+		msgs[k].data = o->msg.data;
+		msgs[k].len = o->msg.len;
+		sent[k] = it;
+		if (smtp_add(ss, &msgs[k]) < 0)
+			snprintf(err, sizeof(err), "%s", smtp_error(ss));
+		k++;
+	}
+	smtp_close(ss);
+	for (size_t j = 0; j < k; j++)
+		set_result(sent[j], &msgs[j]);
+out:
+	for (int j = 0; j < 3; j++)
+		compose_out_free(&ring[j]);
+	free(msgs);
+	free(sent);
+}
+
+/* Worker thread: compose each item and deliver it. The smtp:// relay and
+ * maildirs take each message as it is made; mx needs them all first, to
+ * sort them by recipient domain. */
 static void
 batch_work(void *arg)
 {
 	struct batch *b = arg;
-	struct item **todo = calloc(b->n ? b->n : 1, sizeof(*todo));
+	const struct conf_mail *mc = &b->conf->mail;
+	struct composer c;
+	struct item **todo;
 	size_t ntodo = 0;
-	const struct campaign_def *def = NULL;
-	uint64_t def_id = 0;
-	struct compose_spec sp;
-	struct spec_arg sa = { b->s, 0 };
 
-	if (!todo) {
+	memset(&c, 0, sizeof(c));
+	c.b = b;
+	if (mc->kind == CONF_SMTP) {
+		relay_batch(&c);
+		return;
+	}
+	if (mc->kind == CONF_MAILDIR) {
+		struct compose_out out;
+
+		memset(&out, 0, sizeof(out));
+		for (size_t i = 0; i < b->n; i++)
+			if (compose_item(&c, &b->items[i], &out))
+				maildir_item(mc, &b->items[i], &out);
+		compose_out_free(&out);
+		return;
+	}
+	if (!(todo = calloc(b->n ? b->n : 1, sizeof(*todo)))) {
 		for (size_t i = 0; i < b->n; i++)
 			b->items[i].status = "queued";
 		return;
 	}
-	for (size_t i = 0; i < b->n; i++) {
-		struct item *it = &b->items[i];
-
-		if (it->blocked) {
-			it->status = "suppressed";
-			snprintf(it->text, sizeof(it->text), "unsubscribed or "
-			    "suppressed");
-			continue;
-		}
-		if (it->campaign_id != def_id) {
-			int notify = !strncmp(it->campaign, "notify/", 7);
-
-			def_id = it->campaign_id;
-			def = notify ? campaign_find(b->conf->notifications,
-			    it->campaign + 7) : campaign_find(b->conf->campaigns,
-			    it->campaign);
-			sa.campaign_id = def_id;
-			if (def)
-				spec_for(&sp, &sa, b->conf, def, def_id,
-				    &b->s->d->url_key);
-		}
-		if (!def) {
-			it->status = "deferred";
-			snprintf(it->text, sizeof(it->text), "campaign %s is not "
-			    "in the configuration", it->campaign);
-			continue;
-		}
-		switch (compose_message(&sp, it->id, it->email, it->lead,
-		    &it->out)) {
-		case COMPOSE_OK:
-			snprintf(it->message_id, sizeof(it->message_id), "%s",
-			    it->out.message_id);
-			todo[ntodo++] = it;
-			break;
-		case COMPOSE_NEED_LINKS:
-			it->status = "queued";  /* again, once links exist */
-			if (b->missing.n == 0 || b->missing_campaign == def_id) {
-				b->missing_campaign = def_id;
-				for (size_t k = 0; k < it->out.missing.n; k++) {
-					/* add_missing semantics: dedupe */
-					int dup = 0;
-
-					for (size_t j = 0; j < b->missing.n; j++)
-						dup |= !strcmp(b->missing.url[j],
-						    it->out.missing.url[k]) &&
-						    !strcmp(b->missing.tag[j],
-						    it->out.missing.tag[k]);
-					if (dup)
-						continue;
-					b->missing.url = realloc(b->missing.url,
-					    (b->missing.n + 1) * sizeof(char *));
-					b->missing.tag = realloc(b->missing.tag,
-					    (b->missing.n + 1) * sizeof(char *));
-					if (!b->missing.url || !b->missing.tag)
-						abort();
-					b->missing.url[b->missing.n] =
-					    strdup(it->out.missing.url[k]);
-					b->missing.tag[b->missing.n++] =
-					    strdup(it->out.missing.tag[k]);
-				}
-			}
-			break;
-		case COMPOSE_FAILED:
-			it->status = "failed";
-			snprintf(it->text, sizeof(it->text), "%s", it->out.err);
-			break;
-		}
-	}
-	transport_send(b, todo, ntodo);
+	for (size_t i = 0; i < b->n; i++)
+		if (compose_item(&c, &b->items[i], &b->items[i].out))
+			todo[ntodo++] = &b->items[i];
+	if (ntodo)
+		mx_send(b, todo, ntodo);
 	free(todo);
 	/* the composed text is not needed on the loop */
 	for (size_t i = 0; i < b->n; i++)
@@ -712,7 +785,7 @@ batch_done(void *arg)
 		p[k] = db_array_end(&a[k]);
 	snprintf(node, sizeof(node), "%lld", s->d->node_id);
 	p[8] = node;
-	db_query(s->d->db,
+	db_query(s->db,
 	    "WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[], "
 	    "$3::text[], $4::int[], $5::text[], $6::text[], $7::int[], "
 	    "$8::bool[]) AS r(id, status, message_id, code, smtp_status, "
@@ -766,10 +839,10 @@ batch_done(void *arg)
 		lp[1] = db_array_end(&u);
 		lp[2] = db_array_end(&t);
 		/* insert, then read back every link of the campaign */
-		db_query(s->d->db, "INSERT INTO campaign_links (campaign_id, url, "
+		db_query(s->db, "INSERT INTO campaign_links (campaign_id, url, "
 		    "tag) SELECT $1, x.u, x.t FROM unnest($2::text[], $3::text[]) "
 		    "AS x(u, t) ON CONFLICT DO NOTHING", 3, lp, NULL, NULL);
-		db_query(s->d->db, "SELECT id, url, tag FROM campaign_links "
+		db_query(s->db, "SELECT id, url, tag FROM campaign_links "
 		    "WHERE campaign_id = $1", 1, lp, on_links_added, b);
 		buf_free(&u);
 		buf_free(&t);
@@ -786,10 +859,12 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 {
 	struct sender *s = arg;
 	struct batch *b;
-	int n;
+	int n, kicked;
 
 	s->claiming = 0;
 	n = err ? 0 : PQntuples(res);
+	kicked = s->kicked;
+	s->kicked = 0;
 	{
 		uint64_t *cur = s->claim_from ? &s->claim_from->cursor :
 		    &s->cursor;
@@ -815,8 +890,11 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 		log_warn("claiming deliveries: %s", err);
 		return;
 	}
-	if (n == 0)
+	if (n == 0) {
+		if (kicked)     /* rows committed after this claim began */
+			sender_claim(s);
 		return;
+	}
 	if (!(b = calloc(1, sizeof(*b))) ||
 	    !(b->items = calloc((size_t)n, sizeof(*b->items)))) {
 		free(b);
@@ -847,8 +925,8 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 	}
 	if (s->pending)
 		apply_pending(s);       /* claims again, with the new list */
-	else if (n == atoi(PQgetvalue(res, 0, 8)))
-		sender_claim(s);        /* a full batch: there may be more */
+	else if (n == atoi(PQgetvalue(res, 0, 8)) || kicked)
+		sender_claim(s);        /* a full batch, or a kick meanwhile */
 }
 
 static void
@@ -933,7 +1011,7 @@ refresh_running(struct sender *s)
 		return;
 	s->last_refresh = now;
 	s->refreshing = 1;
-	if (db_query(s->d->db, "SELECT id, name FROM campaigns WHERE status = "
+	if (db_query(s->db, "SELECT id, name FROM campaigns WHERE status = "
 	    "'running' ORDER BY id", 0, NULL, on_running, s) < 0)
 		s->refreshing = 0;
 }
@@ -948,9 +1026,13 @@ sender_claim(struct sender *s)
 	long n = mc->batch;
 	int rated = 0;
 
+	if (s->claiming) {
+		s->kicked = 1;          /* claim again when this one returns */
+		return;
+	}
 	/* only campaigns the refresh knows (and so knows their rates) */
-	if (s->claiming || s->d->stopping || s->active >= mc->connections ||
-	    db_state(s->d->db) != DB_READY || s->d->node_id == 0 ||
+	if (s->d->stopping || s->active >= mc->connections ||
+	    db_state(s->db) != DB_READY || s->d->node_id == 0 ||
 	    s->ncrates == 0)
 		return;
 	refill(s);
@@ -1001,7 +1083,7 @@ sender_claim(struct sender *s)
 	snprintf(cursor, sizeof(cursor), "%llu", (unsigned long long)
 	    (s->claim_from ? s->claim_from->cursor : s->cursor));
 	s->claiming = 1;
-	if (db_query(s->d->db,
+	if (db_query(s->db,
 	    "WITH c AS (SELECT d.id FROM deliveries d WHERE d.campaign_id = "
 	    "ANY(ARRAY(SELECT id FROM campaigns WHERE status = 'running' AND "
 	    "id = ANY($5::int[]))) "
@@ -1086,18 +1168,18 @@ sweep(struct sender *s)
 	sent = metric_value(s->m_sent);
 	s->rate = (double)(sent - s->sent_prev) / STATS_EVERY_S;
 	s->sent_prev = sent;
-	db_query(s->d->db, "UPDATE deliveries SET status = 'cancelled', "
+	db_query(s->db, "UPDATE deliveries SET status = 'cancelled', "
 	    "updated_at = now() WHERE status = 'sending' AND lease_until < now() "
 	    "AND campaign_id IN (SELECT id FROM campaigns WHERE status = "
 	    "'cancelled')", 0, NULL, NULL, NULL);
-	db_query(s->d->db, "UPDATE campaigns c SET status = 'done', "
+	db_query(s->db, "UPDATE campaigns c SET status = 'done', "
 	    "finished_at = now() WHERE status = 'running' AND NOT EXISTS "
 	    "(SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id AND "
 	    "d.status IN ('queued', 'deferred', 'sending') AND (d.vars IS "
 	    "NULL OR NOT d.vars ? 'test')) AND c.kind = 'newsletter' "
 	    "RETURNING name",
 	    0, NULL, on_finished, s);
-	db_query(s->d->db, "SELECT status, count(*) FROM deliveries WHERE "
+	db_query(s->db, "SELECT status, count(*) FROM deliveries WHERE "
 	    "status IN ('queued', 'deferred', 'sending') GROUP BY status", 0,
 	    NULL, on_stats, s);
 	/* scheduled campaigns whose time has come: start them (once) */
@@ -1152,7 +1234,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->d->stopping || db_state(s->d->db) != DB_READY)
+	if (s->d->stopping || db_state(s->db) != DB_READY)
 		return;
 	refresh_running(s);
 	sender_claim(s);
@@ -1170,7 +1252,8 @@ sender_kick(struct sender *s)
 int
 sender_idle(const struct sender *s)
 {
-	return s->active == 0 && !s->claiming;
+	return s->active == 0 && !s->claiming && (db_pending(s->db) == 0 ||
+	    db_state(s->db) != DB_READY);
 }
 
 /* ---- rows left by daemons that died on this host ---------------------------- */
@@ -1206,7 +1289,7 @@ on_dead_nodes(void *arg, const PGresult *res, const char *err)
 		p[0] = db_array_end(&ids);
 		log_info("releasing the deliveries of %d stopped daemon%s on this "
 		    "host", dead, dead == 1 ? "" : "s");
-		db_query(s->d->db, "WITH n AS (UPDATE nodes SET stopped_at = "
+		db_query(s->db, "WITH n AS (UPDATE nodes SET stopped_at = "
 		    "now() WHERE id = ANY($1::bigint[]) RETURNING id) "
 		    "UPDATE deliveries SET lease_until = now() - interval "
 		    "'1 second' WHERE status = 'sending' AND node_id IN "
@@ -1224,7 +1307,7 @@ sender_node_ready(struct sender *s)
 
 	gethostname(host, sizeof(host) - 1);
 	snprintf(id, sizeof(id), "%lld", s->d->node_id);
-	db_query(s->d->db, "SELECT id, pid FROM nodes WHERE hostname = $1 AND "
+	db_query(s->db, "SELECT id, pid FROM nodes WHERE hostname = $1 AND "
 	    "stopped_at IS NULL AND id <> $2", 2, p, on_dead_nodes, s);
 	sender_kick(s);
 }
@@ -1246,6 +1329,13 @@ sender_new(struct lc_daemon *d)
 	if (!s)
 		return NULL;
 	s->d = d;
+	if (!(s->db = db_new(d->base, d->conninfo)) ||
+	    db_set_options(s->db, "-c synchronous_commit=off") < 0) {
+		db_free(s->db);
+		free(s);
+		return NULL;
+	}
+	db_start(s->db);
 	pthread_mutex_init(&s->links_lock, NULL);
 	pthread_mutex_init(&s->domains_lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &s->last_refill);
@@ -1278,6 +1368,7 @@ sender_free(struct sender *s)
 	if (!s)
 		return;
 	event_free(s->tick);
+	db_free(s->db);
 	for (size_t i = 0; i < LINK_BUCKETS; i++)
 		while (s->links[i]) {
 			struct link *l = s->links[i];
@@ -1362,7 +1453,7 @@ on_started(void *arg, const PGresult *res, const char *err)
 			    "send again)", a->name, st ? st : "unknown"));
 		return;
 	}
-	db_query(a->s->d->db, "NOTIFY leadcast_wake, 'deliveries'", 0, NULL,
+	db_query(a->s->db, "NOTIFY leadcast_wake, 'deliveries'", 0, NULL,
 	    NULL, NULL);
 	sender_kick(a->s);
 	action_reply(a, 200, json_pack("{s:s, s:s, s:I}", "campaign", a->name,
@@ -1500,7 +1591,7 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 		p[2] = nlists;
 		for (size_t i = 0; i < cp.n; i++)
 			p[3 + i] = cp.v[i];
-		rc = db_query(s->d->db, buf_str(&sql), (int)(3 + cp.n), p,
+		rc = db_query(s->db, buf_str(&sql), (int)(3 + cp.n), p,
 		    on_started, a);
 		free(p);
 		cond_params_free(&cp);
@@ -1509,7 +1600,7 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 	} else if (!strcmp(what, "pause") || !strcmp(what, "resume")) {
 		const char *p[1] = { name };
 
-		rc = db_query(s->d->db, !strcmp(what, "pause") ?
+		rc = db_query(s->db, !strcmp(what, "pause") ?
 		    "UPDATE campaigns SET status = 'paused' WHERE name = $1 AND "
 		    "status = 'running' RETURNING status" :
 		    "UPDATE campaigns SET status = 'running' WHERE name = $1 AND "
@@ -1519,7 +1610,7 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 	} else if (!strcmp(what, "cancel")) {
 		const char *p[1] = { name };
 
-		rc = db_query(s->d->db, "WITH c AS (INSERT INTO campaigns AS c "
+		rc = db_query(s->db, "WITH c AS (INSERT INTO campaigns AS c "
 		    "(name, status, finished_at) VALUES ($1, 'cancelled', now()) "
 		    "ON CONFLICT (name) DO UPDATE SET status = 'cancelled', "
 		    "finished_at = now() WHERE c.status IN ('draft', "
@@ -1532,7 +1623,7 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 	} else if (!strcmp(what, "report")) {
 		const char *p[1] = { name };
 
-		rc = db_query(s->d->db, "SELECT c.status, c.id, "
+		rc = db_query(s->db, "SELECT c.status, c.id, "
 		    "(SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM "
 		    "(SELECT status, count(*) AS n FROM deliveries WHERE "
 		    "campaign_id = c.id AND (vars IS NULL OR NOT vars ? 'test') "
@@ -1635,7 +1726,7 @@ test_send(struct test *t)
 	snprintf(lease, sizeof(lease), "%ld", t->s->d->conf->mail.lease_ms);
 	/* the test row: no lead (so it never collides with the audience),
 	 * marked in vars so the engine never claims it */
-	if (db_query(t->s->d->db,
+	if (db_query(t->s->db,
 	    "WITH c AS (INSERT INTO campaigns AS c (name) VALUES ($1) ON "
 	    "CONFLICT (name) DO UPDATE SET name = c.name RETURNING id), "
 	    "d AS (INSERT INTO deliveries (campaign_id, email, status, node_id, "
@@ -1722,13 +1813,13 @@ sender_notify(struct sender *s, const char *name, const char *leads,
 	n->cb = cb;
 	n->arg = arg;
 	n->s = s;
-	if (db_query(s->d->db, "SELECT leadcast_notify($1, $2::bigint[], "
+	if (db_query(daemon_db(s->d), "SELECT leadcast_notify($1, $2::bigint[], "
 	    "$3::text[], $4::jsonb[])", 4, p, on_notify_queued, n) < 0) {
 		free(n);
 		cb(arg, 503, error_doc("the database queue is full"));
 		return -1;
 	}
-	db_query(s->d->db, "NOTIFY leadcast_wake, 'deliveries'", 0, NULL, NULL,
+	db_query(s->db, "NOTIFY leadcast_wake, 'deliveries'", 0, NULL, NULL,
 	    NULL);
 	return 0;
 }

@@ -55,6 +55,7 @@ struct conn {
 struct db {
 	struct event_base *base;
 	char *conninfo;
+	char *options;                  /* server options (-c name=value) */
 	struct conn q, l;
 	struct qlist queue;             /* waiting to be sent on q */
 	struct listener *listeners;
@@ -246,7 +247,17 @@ conn_connect(struct conn *c)
 
 	if (c->pg)
 		return;
-	c->pg = PQconnectStart(c->db->conninfo);
+	if (c->db->options) {
+		/* conninfo may be a URI or key=value pairs: expand it, and
+		 * add the server options as a keyword of their own */
+		const char *const kw[] = { "dbname", "options", NULL };
+		const char *const val[] = { c->db->conninfo, c->db->options,
+			NULL };
+
+		c->pg = PQconnectStartParams(kw, val, 1);
+	} else {
+		c->pg = PQconnectStart(c->db->conninfo);
+	}
 	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
 		snprintf(c->db->last_error, sizeof(c->db->last_error), "%s",
 		    c->pg ? PQerrorMessage(c->pg) : "out of memory");
@@ -483,6 +494,18 @@ db_new(struct event_base *base, const char *conninfo)
 	return db;
 }
 
+int
+db_set_options(struct db *db, const char *options)
+{
+	char *o = strdup(options);
+
+	if (!o)
+		return -1;
+	free(db->options);
+	db->options = o;
+	return 0;
+}
+
 void
 db_set_state_cb(struct db *db, db_state_fn *fn, void *arg)
 {
@@ -524,6 +547,7 @@ db_free(struct db *db)
 		free(li);
 	}
 	free(db->conninfo);
+	free(db->options);
 	free(db);
 }
 

@@ -36,6 +36,9 @@ typedef void db_state_fn(void *arg, enum db_state st);
 /* NULL on ENOMEM. conninfo is copied. Call db_start() to connect. */
 struct db *db_new(struct event_base *base, const char *conninfo);
 void db_set_state_cb(struct db *db, db_state_fn *fn, void *arg);
+/* Server options for every connection, as PGOPTIONS takes them
+ * ("-c synchronous_commit=off"); before db_start(). 0 or -1 (ENOMEM). */
+int db_set_options(struct db *db, const char *options);
 void db_start(struct db *db);
 /* Free, failing queued and in-flight queries with "shutting down". */
 void db_free(struct db *db);
