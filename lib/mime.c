@@ -985,8 +985,9 @@ mime_render(struct mime_msg *m, size_t max_size, struct buf *out, char *err,
 {
 	static const char *const type[2] = { "plain", "html" };
 	struct buf *msg = out;          /* written in place, undone on error */
-	size_t start = out->len, est = 1024;
+	size_t start = out->len, est = 1024, limit = out->limit;
 	int multi = m->body[0] && m->body[1], rc = -1, ov = out->overflow;
+	int over = 0;
 	int date = !hdr_find(m, "Date", 0), id = !hdr_find(m, "Message-ID", 0);
 	const char *cte;
 	char hex[33];
@@ -1007,7 +1008,9 @@ mime_render(struct mime_msg *m, size_t max_size, struct buf *out, char *err,
 		snprintf(m->boundary, sizeof(m->boundary), "=_lc_%s", hex);
 	}
 
-	/* room for all of it at once: quoted-printable rarely adds more */
+	/* room for all of it at once: quoted-printable rarely adds more;
+	 * out's own limit is applied at the end, after max_size */
+	out->limit = 0;
 	for (size_t i = 0; i < m->nhdr; i++)
 		est += m->hdr[i].toks.len + strlen(m->hdr[i].name) + 8;
 	est += (m->blen[0] + m->blen[1]) * 9 / 8 + 512;
@@ -1053,16 +1056,21 @@ mime_render(struct mime_msg *m, size_t max_size, struct buf *out, char *err,
 		buf_printf(msg, "--%s--\r\n", m->boundary);
 
 	if (msg->overflow)
-		seterr(err, n, "message of %zu bytes or more: out of memory or "
-		    "over the output buffer's limit", msg->len - start);
+		seterr(err, n, "out of memory");
 	else if (max_size && msg->len - start > max_size)
 		seterr(err, n, "message is %zu bytes, over the limit of %zu",
 		    msg->len - start, max_size);
-	else
+	else if (limit && msg->len > limit) {
+		seterr(err, n, "message of %zu bytes: out of memory or over "
+		    "the output buffer's limit", msg->len - start);
+		over = 1;
+	} else
 		rc = 0;
 out:
-	if (rc < 0) {           /* out as it was, but for its overflow flag */
-		out->overflow |= ov;
+	out->limit = limit;
+	if (rc < 0) {           /* out as it was, overflowed if it was or
+				 * if this did not fit in it */
+		out->overflow = ov || over || msg->overflow;
 		out->len = start;
 		if (out->data)
 			out->data[start] = '\0';

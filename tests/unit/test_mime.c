@@ -886,11 +886,28 @@ size_limit(void **state)
 	    "%zu", full, full - 1);
 	assert_string_equal(err, want);
 	assert_string_equal(buf_str(&out), "prefix");     /* unchanged */
-	/* an output buffer with a limit is an error too */
+	/* an output buffer with a limit is an error too (overflow set) */
 	buf_free(&out);
 	buf_init(&out, 10);
 	assert_int_equal(mime_render(m, 0, &out, err, sizeof(err)), -1);
 	assert_int_equal(out.len, 0);
+	assert_true(out.overflow);
+	assert_non_null(strstr(err, "output buffer's limit"));
+	/* both limits passed: max_size is the one told, out unchanged */
+	buf_free(&out);
+	buf_init(&out, full - 2);
+	buf_puts(&out, "prefix");
+	assert_int_equal(mime_render(m, full - 1, &out, err, sizeof(err)), -1);
+	assert_string_equal(err, want);
+	assert_string_equal(buf_str(&out), "prefix");
+	assert_false(out.overflow);
+	/* within its limit, out keeps it */
+	buf_free(&out);
+	buf_init(&out, full + 6);
+	buf_puts(&out, "prefix");
+	assert_int_equal(mime_render(m, 0, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.limit, full + 6);
+	assert_int_equal(buf_append(&out, "x", 1), -1);
 	buf_free(&out);
 	mime_free(m);
 }
