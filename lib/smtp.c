@@ -624,25 +624,41 @@ envelope(struct sess *s, const struct smtp_msg *m)
 	    m->mail_from, m->rcpt);
 }
 
+/* 1 if a line of d (n bytes) starts with a dot: it needs stuffing. */
+static int
+needs_stuffing(const char *d, size_t n)
+{
+	const char *p = d, *end = d + n;
+
+	if (n > 0 && d[0] == '.')
+		return 1;
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL)
+		if (++p < end && *p == '.')
+			return 1;
+	return 0;
+}
+
 /*
- * Write m's content, dot-stuffed and ended by CRLF "." CRLF, followed by
- * the commands queued in s->out, in one write when the content needs no
- * stuffing.
+ * Write m's content (NULL: none, an empty message), dot-stuffed and ended
+ * by CRLF "." CRLF, followed by the commands queued in s->out: one write,
+ * from the caller's memory when no line needs stuffing.
  */
 static int
 content(struct sess *s, const struct smtp_msg *m)
 {
-	const char *d = m->data ? m->data : "", *p, *q, *end = d + m->len;
-	int crlf = m->len >= 2 && end[-2] == '\r' && end[-1] == '\n';
+	const char *d = m && m->data ? m->data : "", *p, *q, *end;
+	size_t len = m ? m->len : 0;
+	int crlf = len >= 2 && d[len - 2] == '\r' && d[len - 1] == '\n';
 	struct iovec iov[3];
 	int n = 0, rc;
 
-	if (m->len > 0 && d[0] != '.' && !memmem(d, m->len, "\n.", 2)) {
+	end = d + len;
+	if (len > 0 && !needs_stuffing(d, len)) {
 		iov[n].iov_base = (void *)d;
-		iov[n++].iov_len = m->len;
-	} else {
+		iov[n++].iov_len = len;
+	} else if (len > 0) {
 		buf_reset(&s->stuffed);
-		buf_grow(&s->stuffed, m->len + m->len / 64 + 8);
+		buf_grow(&s->stuffed, len + len / 64 + 8);
 		for (p = d; p < end; p = q) {
 			if (*p == '.')
 				buf_putc(&s->stuffed, '.');
@@ -657,9 +673,8 @@ content(struct sess *s, const struct smtp_msg *m)
 		iov[n].iov_base = s->stuffed.data;
 		iov[n++].iov_len = s->stuffed.len;
 	}
-	iov[n].iov_base = (void *)(crlf || m->len == 0 ? ".\r\n" :
-	    "\r\n.\r\n");
-	iov[n].iov_len = crlf || m->len == 0 ? 3 : 5;
+	iov[n].iov_base = (void *)(crlf || len == 0 ? ".\r\n" : "\r\n.\r\n");
+	iov[n].iov_len = crlf || len == 0 ? 3 : 5;
 	n++;
 	if (s->out.len) {
 		iov[n].iov_base = s->out.data;
@@ -674,146 +689,308 @@ content(struct sess *s, const struct smtp_msg *m)
 	return rc;
 }
 
-/* Read the reply to one command of a transaction; 1 if the server is
- * closing the session (421: m takes that reply), -1 on failure. */
-static int
-txn_reply(struct sess *s, struct smtp_msg *m, struct reply *rp)
+/* ---- the session API ------------------------------------------------------------ */
+
+/* The replies a session waits for, in the order their commands went out. */
+enum expect { X_IGNORE, X_MAIL, X_RCPT, X_DATA, X_FINAL };
+
+#define QMAX 8
+
+struct smtp_session {
+	struct sess s;
+	int pipe;               /* PIPELINING */
+	int broken;             /* the session failed: s.err says why */
+	struct {
+		enum expect what;
+		struct smtp_msg *m;
+	} q[QMAX];
+	size_t nq;
+	struct reply mail, rcpt, data;  /* of the message in its envelope */
+	struct smtp_msg *ready;         /* DATA accepted: its content next */
+	int dot;                /* DATA accepted for no one: "." next */
+	int rset;               /* RSET owed before the next MAIL */
+};
+
+static void
+expect(struct smtp_session *ss, enum expect what, struct smtp_msg *m)
 {
-	if (read_reply(s, rp, 0) < 0)
-		return -1;
-	if (rp->code != 421)
-		return 0;
-	set_outcome(m, rp);
-	fail(s, "%s is closing the session: %d %s", s->r->host, rp->code,
-	    rp->text);
-	return 1;
+	ss->q[ss->nq].what = what;
+	ss->q[ss->nq++].m = m;
+}
+
+/* The session failed: messages in flight keep their deferral, with the
+ * reason (unless a reply, a 421, gave them one). */
+static void
+broken(struct smtp_session *ss)
+{
+	ss->broken = 1;
+	if (!ss->s.err[0])
+		fail(&ss->s, "the session with %s failed", ss->s.r->host);
+	for (size_t i = 0; i < ss->nq; i++) {
+		struct smtp_msg *m = ss->q[i].m;
+
+		if (m && m->code == 0)
+			snprintf(m->text, sizeof(m->text), "%s", ss->s.err);
+	}
+	if (ss->ready && ss->ready->code == 0)
+		snprintf(ss->ready->text, sizeof(ss->ready->text), "%s",
+		    ss->s.err);
+	ss->nq = 0;
+	ss->ready = NULL;
+}
+
+/* The envelope's replies are in: the content goes next, or m is done. */
+static void
+decide(struct smtp_session *ss, struct smtp_msg *m)
+{
+	if (ss->mail.code / 100 != 2)
+		set_outcome(m, &ss->mail);
+	else if (ss->rcpt.code / 100 != 2)
+		set_outcome(m, &ss->rcpt);
+	else if (ss->data.code != 354)
+		set_outcome(m, &ss->data);
+	else {
+		ss->ready = m;
+		return;
+	}
+	/* the recipient was refused, yet DATA accepted (RFC 2920 3.1): an
+	 * empty message, which fails */
+	ss->dot = ss->data.code == 354;
+	ss->rset = ss->mail.code / 100 == 2;
+}
+
+/* Read every reply owed, in order. -1 if the session failed. */
+static int
+read_owed(struct smtp_session *ss)
+{
+	struct reply rp;
+
+	while (ss->nq > 0) {
+		enum expect what = ss->q[0].what;
+		struct smtp_msg *m = ss->q[0].m;
+
+		if (read_reply(&ss->s, &rp, 0) < 0) {
+			broken(ss);
+			return -1;
+		}
+		memmove(ss->q, ss->q + 1, --ss->nq * sizeof(ss->q[0]));
+		if (rp.code == 421) {   /* closing: m takes the reply */
+			if (m)
+				set_outcome(m, &rp);
+			fail(&ss->s, "%s is closing the session: %d %s",
+			    ss->s.r->host, rp.code, rp.text);
+			broken(ss);
+			return -1;
+		}
+		switch (what) {
+		case X_IGNORE:
+			break;
+		case X_FINAL:
+			set_outcome(m, &rp);
+			break;
+		case X_MAIL:
+			ss->mail = rp;
+			break;
+		case X_RCPT:
+			ss->rcpt = rp;
+			break;
+		case X_DATA:
+			ss->data = rp;
+			decide(ss, m);
+			break;
+		}
+	}
+	return 0;
 }
 
 /*
- * The transactions. Per message: MAIL, RCPT and DATA go out together
- * (with PIPELINING; else one at a time) after the previous message's
- * content; then come the previous message's final reply, an RSET's if one
- * was owed, and the three replies. A message whose replies never came is
- * left deferred for the caller.
+ * Write what is due (the ready message's content and its dot, or a lone
+ * dot; an RSET owed) followed by next's envelope, or QUIT when next is
+ * NULL. -1 if the session failed.
  */
-static void
-transactions(struct sess *s, struct smtp_msg *msgs, size_t n)
+static int
+write_due(struct smtp_session *ss, struct smtp_msg *next)
 {
-	int pipe = (s->ext & EXT_PIPELINING) != 0, rset = 0;
-	struct smtp_msg *prev = NULL;   /* its content goes out next */
-	struct reply rp, mail, rcpt, data;
+	struct sess *s = &ss->s;
+	struct smtp_msg *ready = ss->ready;
+	int dot = ss->dot, rc;
 
-	for (size_t i = 0; i <= n; i++) {
-		struct smtp_msg *m = i < n ? &msgs[i] : NULL;
-
-		if (m && m->outcome == SMTP_FAILED)
-			continue;       /* refused before the session */
-		if (rset)
-			buf_puts(&s->out, "RSET\r\n");
-		if (m && pipe)
-			envelope(s, m);
-		else if (!m && pipe)
-			buf_puts(&s->out, "QUIT\r\n");
-		if (prev) {
-			if (content(s, prev) < 0 || txn_reply(s, prev, &rp) != 0)
-				return;
-			set_outcome(prev, &rp);
-			prev = NULL;
-		} else if (sess_flush(s) < 0)
-			return;
-		if (!m) {
-			if (!pipe && command(s, &rp, "QUIT") < 0)
-				return;
-			return;         /* QUIT's reply is not needed */
-		}
-		if (rset && read_reply(s, &rp, 0) < 0)
-			return;
-		rset = 0;
-		memset(&rcpt, 0, sizeof(rcpt));
-		memset(&data, 0, sizeof(data));
-		if (pipe) {
-			if (txn_reply(s, m, &mail) != 0 ||
-			    txn_reply(s, m, &rcpt) != 0 ||
-			    txn_reply(s, m, &data) != 0)
-				return;
-		} else {
-			buf_printf(&s->out, "MAIL FROM:<%s>\r\n", m->mail_from);
-			if (sess_flush(s) < 0 || txn_reply(s, m, &mail) != 0)
-				return;
-			if (mail.code / 100 == 2) {
-				buf_printf(&s->out, "RCPT TO:<%s>\r\n", m->rcpt);
-				if (sess_flush(s) < 0 ||
-				    txn_reply(s, m, &rcpt) != 0)
-					return;
-			}
-			if (rcpt.code / 100 == 2) {
-				buf_puts(&s->out, "DATA\r\n");
-				if (sess_flush(s) < 0 ||
-				    txn_reply(s, m, &data) != 0)
-					return;
-			}
-		}
-		if (mail.code / 100 != 2)
-			set_outcome(m, &mail);
-		else if (rcpt.code / 100 != 2)
-			set_outcome(m, &rcpt);
-		else if (data.code != 354)
-			set_outcome(m, &data);
-		else {
-			prev = m;       /* its content goes out next */
-			continue;
-		}
-		if (data.code == 354) {
-			/* the recipient was refused, yet DATA accepted (RFC
-			 * 2920 3.1): an empty message, which fails */
-			buf_puts(&s->out, ".\r\n");
-			if (sess_flush(s) < 0 || read_reply(s, &rp, 0) < 0)
-				return;
-		}
-		rset = mail.code / 100 == 2;
+	ss->ready = NULL;
+	ss->dot = 0;
+	if (ready)
+		expect(ss, X_FINAL, ready);
+	else if (dot)
+		expect(ss, X_IGNORE, NULL);
+	if (ss->rset && next) {
+		buf_puts(&s->out, "RSET\r\n");
+		expect(ss, X_IGNORE, NULL);
 	}
+	ss->rset = 0;
+	if (next) {
+		envelope(s, next);
+		expect(ss, X_MAIL, next);
+		expect(ss, X_RCPT, next);
+		expect(ss, X_DATA, next);
+	} else
+		buf_puts(&s->out, "QUIT\r\n");
+	rc = ready || dot ? content(s, ready) : sess_flush(s);
+	if (rc < 0) {
+		broken(ss);
+		return -1;
+	}
+	return 0;
+}
+
+struct smtp_session *
+smtp_open(const struct smtp_relay *r, char *err, size_t n)
+{
+	struct smtp_session *ss = calloc(1, sizeof(*ss));
+
+	if (!ss) {
+		snprintf(err, n, "out of memory");
+		return NULL;
+	}
+	ss->s.r = r;
+	ss->s.fd = -1;
+	if (sess_open(&ss->s) < 0) {
+		snprintf(err, n, "%s", ss->s.err);
+		ss->broken = 1;
+		smtp_close(ss);
+		return NULL;
+	}
+	ss->pipe = (ss->s.ext & EXT_PIPELINING) != 0;
+	return ss;
+}
+
+int
+smtp_add(struct smtp_session *ss, struct smtp_msg *m)
+{
+	m->outcome = SMTP_DEFERRED;
+	m->code = 0;
+	m->status[0] = m->text[0] = '\0';
+	/* no command injection through an address */
+	if (!m->mail_from || !m->rcpt || strpbrk(m->mail_from, "\r\n<>") ||
+	    strpbrk(m->rcpt, "\r\n<>")) {
+		m->outcome = SMTP_FAILED;
+		snprintf(m->text, sizeof(m->text), "an address holds CR, LF, < "
+		    "or >");
+		return 0;
+	}
+	if (ss->broken) {
+		snprintf(m->text, sizeof(m->text), "%s", ss->s.err);
+		return -1;
+	}
+	if (ss->pipe) {
+		/* the previous envelope's replies (and the one before's
+		 * final reply) are in by now: read them, then its content
+		 * goes out with this envelope */
+		if (read_owed(ss) < 0 || write_due(ss, m) < 0)
+			goto failed;
+		return 0;
+	}
+	/* one command at a time */
+	memset(&ss->rcpt, 0, sizeof(ss->rcpt));
+	memset(&ss->data, 0, sizeof(ss->data));
+	if (ss->rset) {
+		buf_puts(&ss->s.out, "RSET\r\n");
+		expect(ss, X_IGNORE, NULL);
+		ss->rset = 0;
+		if (sess_flush(&ss->s) < 0 || read_owed(ss) < 0)
+			goto failed;
+	}
+	buf_printf(&ss->s.out, "MAIL FROM:<%s>\r\n", m->mail_from);
+	expect(ss, X_MAIL, m);
+	if (sess_flush(&ss->s) < 0 || read_owed(ss) < 0)
+		goto failed;
+	if (ss->mail.code / 100 == 2) {
+		buf_printf(&ss->s.out, "RCPT TO:<%s>\r\n", m->rcpt);
+		expect(ss, X_RCPT, m);
+		if (sess_flush(&ss->s) < 0 || read_owed(ss) < 0)
+			goto failed;
+	}
+	if (ss->rcpt.code / 100 == 2) {
+		buf_puts(&ss->s.out, "DATA\r\n");
+		expect(ss, X_DATA, m);  /* its reply decides */
+		if (sess_flush(&ss->s) < 0 || read_owed(ss) < 0)
+			goto failed;
+	} else
+		decide(ss, m);
+	if (ss->ready || ss->dot) {
+		struct smtp_msg *ready = ss->ready;
+
+		ss->ready = NULL;
+		ss->dot = 0;
+		expect(ss, ready ? X_FINAL : X_IGNORE, ready);
+		if (content(&ss->s, ready) < 0 || read_owed(ss) < 0)
+			goto failed;
+	}
+	return 0;
+failed:
+	if (!ss->broken)
+		broken(ss);
+	if (m->code == 0)
+		snprintf(m->text, sizeof(m->text), "%s", ss->s.err);
+	return -1;
+}
+
+void
+smtp_close(struct smtp_session *ss)
+{
+	struct sess *s;
+
+	if (!ss)
+		return;
+	s = &ss->s;
+	if (!ss->broken && s->fd >= 0) {
+		/* the last envelope's replies, its content, QUIT, its final
+		 * reply (QUIT's is not needed) */
+		if (read_owed(ss) == 0 && write_due(ss, NULL) == 0)
+			read_owed(ss);
+	}
+	if (s->ssl) {
+		if (!s->err[0])
+			SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	buf_free(&s->out);
+	buf_free(&s->stuffed);
+	free(ss);
+}
+
+const char *
+smtp_error(const struct smtp_session *ss)
+{
+	return ss->s.err;
 }
 
 size_t
 smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n)
 {
-	struct sess s;
+	struct smtp_session *ss = NULL;
+	char err[256] = "";
 	size_t sent = 0;
 
-	memset(&s, 0, sizeof(s));
-	s.r = r;
-	s.fd = -1;
+	if (n > 0)
+		ss = smtp_open(r, err, sizeof(err));
 	for (size_t i = 0; i < n; i++) {
-		struct smtp_msg *m = &msgs[i];
-
-		m->outcome = SMTP_DEFERRED;
-		m->code = 0;
-		m->status[0] = m->text[0] = '\0';
-		/* no command injection through an address */
-		if (!m->mail_from || !m->rcpt || strpbrk(m->mail_from,
-		    "\r\n<>") || strpbrk(m->rcpt, "\r\n<>")) {
-			m->outcome = SMTP_FAILED;
-			snprintf(m->text, sizeof(m->text), "an address holds CR, "
-			    "LF, < or >");
+		if (ss)
+			smtp_add(ss, &msgs[i]);
+		else {
+			msgs[i].outcome = SMTP_DEFERRED;
+			msgs[i].code = 0;
+			msgs[i].status[0] = '\0';
+			snprintf(msgs[i].text, sizeof(msgs[i].text), "%s", err);
 		}
 	}
-	if (n > 0 && sess_open(&s) == 0)
-		transactions(&s, msgs, n);
+	smtp_close(ss);
 	for (size_t i = 0; i < n; i++) {
 		if (msgs[i].outcome == SMTP_SENT)
 			sent++;
-		else if (msgs[i].code == 0 && msgs[i].outcome != SMTP_FAILED)
-			snprintf(msgs[i].text, sizeof(msgs[i].text), "%s",
-			    s.err[0] ? s.err : "not attempted");
+		else if (msgs[i].code == 0 && !msgs[i].text[0])
+			snprintf(msgs[i].text, sizeof(msgs[i].text),
+			    "not attempted");
 	}
-	if (s.ssl) {
-		if (!s.err[0])
-			SSL_shutdown(s.ssl);
-		SSL_free(s.ssl);
-	}
-	if (s.fd >= 0)
-		close(s.fd);
-	buf_free(&s.out);
-	buf_free(&s.stuffed);
 	return sent;
 }

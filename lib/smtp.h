@@ -58,4 +58,27 @@ void smtp_global_init(void);
  */
 size_t smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n);
 
+/*
+ * The same, one message at a time, so that the caller can make the next
+ * message while the server takes the last (and keep only a few in
+ * memory). smtp_open() connects and does EHLO, STARTTLS and AUTH as r
+ * says: NULL and err (size n) if that failed. smtp_add() sends m's
+ * envelope; with PIPELINING, the content of the message added before goes
+ * out in the same write, and the replies owed so far are read first. When
+ * it returns, every message added before the one before m has its
+ * outcome (without PIPELINING, m too); m (its data included) must stay
+ * valid until then. It returns -1 once the session has failed: m and the
+ * messages still in flight stay deferred, the reason in their text (code
+ * 0, or the server's 421). smtp_close() finishes the last messages, says
+ * QUIT and frees the session: then every message added has its outcome.
+ * r must outlive the session.
+ */
+struct smtp_session;
+struct smtp_session *smtp_open(const struct smtp_relay *r, char *err,
+    size_t n);
+int smtp_add(struct smtp_session *s, struct smtp_msg *m);
+void smtp_close(struct smtp_session *s);
+/* Why the session failed ("" if it has not). */
+const char *smtp_error(const struct smtp_session *s);
+
 #endif
