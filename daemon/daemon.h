@@ -12,8 +12,10 @@
 #include <jansson.h>
 #include <time.h>
 
+#include "buf.h"
 #include "cfgfile.h"
 #include "conf.h"
+#include "db.h"
 #include "pgembed.h"
 #include "token.h"
 
@@ -25,6 +27,7 @@ struct workq;
 struct db;
 struct sender;
 struct router;
+struct smsd;
 struct httpd_req;
 struct route_conf;
 
@@ -44,6 +47,7 @@ struct lc_daemon {
 	struct db *sessions[DAEMON_SESSIONS];   /* more, for captures */
 	struct sender *sender;
 	struct router *router;
+	struct smsd *sms;               /* sms.c: the SMS engine */
 	char conninfo[2048];            /* of the database, for more sessions */
 	int embedded;
 	struct pgembed pg;
@@ -169,6 +173,67 @@ void leads_routes_register(struct lc_daemon *d);
 /* POST /api/v1/reps/{rep}/next: give rep the next lead of its pull
  * queues (router.c owns the /api/v1/reps/ prefix and calls this). */
 void leads_next(struct lc_daemon *d, struct httpd_req *r, const char *rep);
+
+/*
+ * router.c: answer offer as rep ("" = any rep: admin) with the same
+ * statements as the API and the lead card; cb gets the outcome: accepted
+ * or rejected (done now), already_accepted or already_rejected (answered
+ * before), expired, withdrawn (another rep took the lead), unknown (no
+ * such offer of this rep) or error; and the lead's row when this answer
+ * changed it (borrowed; else NULL). -1 (cb not called) if the query
+ * cannot be queued.
+ */
+typedef void router_answer_fn(void *arg, const char *outcome,
+    const json_t *lead);
+int router_answer(struct router *r, long long offer, const char *rep,
+    int accept, router_answer_fn *cb, void *arg);
+/* Put rep on or off duty (back on: marked away, so that its stride pass
+ * rises to the floor at its next lead: no burst); cb gets the row (id,
+ * on_duty), none for an unknown rep. 0, or -1 if the query cannot be
+ * queued. */
+int router_set_duty(struct router *r, const char *rep, int on,
+    db_result_fn *cb, void *arg);
+/* leads.c: leads_next for callers other than HTTP: cb gets the status and
+ * document POST /api/v1/reps/{rep}/next would answer with (owned). */
+void leads_next_cb(struct lc_daemon *d, const char *rep,
+    sender_action_fn *cb, void *arg);
+
+/*
+ * sms.c: the SMS engine (see the top of sms.c). sms_batch: messages to
+ * queue with one statement, sms_queue_sql, whose SMS_BATCH_COLS parameters
+ * sms_batch_params gives; inside a transaction (the router's) or with
+ * sms_batch_queue on the shared session.
+ */
+#define SMS_BATCH_COLS 10
+struct sms_batch {
+	struct buf a[SMS_BATCH_COLS];
+	int n;
+};
+extern const char sms_queue_sql[];
+void sms_batch_init(struct sms_batch *b);
+void sms_batch_free(struct sms_batch *b);
+void sms_batch_params(struct sms_batch *b, const char **p);
+void sms_batch_queue(struct lc_daemon *d, struct sms_batch *b);
+/* One text (UTF-8) to E.164 number to through gateway; kind: offer,
+ * reply, ...; offer and lead ids (0: none); rep (may be NULL); fallback:
+ * the JSON {"email", "vars"} of the offer email to send should it fail,
+ * or NULL. 0, or -1 (logged) if the text cannot go by SMS. */
+int sms_batch_add(struct sms_batch *b, const char *gateway, const char *to,
+    const char *text, const char *kind, long long offer, long long lead,
+    const char *rep, const char *fallback);
+/* A rep notice (the data of the "offer" notification: kind, copy, lead,
+ * card_url, ...) rendered with templates/sms/offer, fitted to sms.conf's
+ * offer_segments, to phone through the gateway for rep and team. -1 if
+ * there is no SMS configuration or it cannot be made. */
+int sms_batch_add_notice(struct lc_daemon *d, struct sms_batch *b,
+    const char *rep, const char *phone, const char *team, json_t *data,
+    long long offer, long long lead, const char *fallback);
+struct smsd *sms_new(struct lc_daemon *d);
+void sms_free(struct smsd *s);
+/* Messages may be due: claim now. */
+void sms_kick(struct smsd *s);
+/* No claim or request in flight. */
+int sms_idle(const struct smsd *s);
 
 /* Compose and send one copy of campaign `name` to `to` now. */
 int sender_send_test(struct sender *s, const char *name, const char *to,

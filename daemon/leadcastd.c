@@ -294,6 +294,7 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 	/* queries cannot drain while the database is away */
 	int idle = httpd_in_flight(d->httpd) == 0 && workq_depth(d->workq) == 0 &&
 	    sender_idle(d->sender) && router_idle(d->router) &&
+	    sms_idle(d->sms) &&
 	    (daemon_db_pending(d) == 0 ||
 	    db_state(d->db) != DB_READY);
 
@@ -502,6 +503,10 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 		snprintf(err, sizeof(err), "cannot start the router");
 		goto fail_pg;
 	}
+	if (!(d->sms = sms_new(d))) {
+		snprintf(err, sizeof(err), "cannot start the SMS engine");
+		goto fail_pg;
+	}
 	apply_conf(d, c);
 	if (httpd_start(d->httpd) < 0) {
 		snprintf(err, sizeof(err), "cannot serve HTTP");
@@ -576,6 +581,7 @@ main(int argc, char **argv)
 
 	/* drained (or timed out): tear down in reverse order */
 	workq_free(d->workq);
+	sms_free(d->sms);
 	router_free(d->router);
 	sender_free(d->sender);
 	for (int i = 0; i < DAEMON_SESSIONS; i++)

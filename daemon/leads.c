@@ -1222,6 +1222,8 @@ struct pull {
 	size_t at;
 	int rounds;
 	int raced;                      /* somebody took a candidate first */
+	sender_action_fn *cb;           /* leads_next_cb: instead of r */
+	void *cbarg;
 };
 
 static void
@@ -1237,7 +1239,10 @@ static void
 pull_reply_error(struct pull *pl, int code, const char *field,
     const char *msg)
 {
-	httpd_reply_error(pl->r, code, field, msg);
+	if (pl->cb)
+		pl->cb(pl->cbarg, code, error_doc(field, "%s", msg));
+	else
+		httpd_reply_error(pl->r, code, field, msg);
 	pull_free(pl);
 }
 
@@ -1327,8 +1332,12 @@ on_taken(void *arg, const PGresult *res, const char *err)
 	}
 	if (PQntuples(res) == 1 && (lead = col_json(res, 0, 0))) {
 		notify_owner(pl->d, lead, "assigned");
-		httpd_reply_json(pl->r, 200, json_pack("{s:o}", "lead",
-		    lead_out(pl->d, lead)));
+		if (pl->cb)
+			pl->cb(pl->cbarg, 200, json_pack("{s:o}", "lead",
+			    lead_out(pl->d, lead)));
+		else
+			httpd_reply_json(pl->r, 200, json_pack("{s:o}", "lead",
+			    lead_out(pl->d, lead)));
 		pull_free(pl);
 		return;
 	}
@@ -1464,19 +1473,50 @@ team_has(const struct route_team *t, size_t rep)
 	return 0;
 }
 
+static void next_start(struct pull *pl);
+
 void
 leads_next(struct lc_daemon *d, struct httpd_req *r, const char *rep)
 {
-	const struct route_conf *rc;
 	struct pull *pl;
-	size_t i, nteams = 0;
 
 	if (strlen(rep) > ROUTE_NAME_MAX) {
 		httpd_reply_error(r, 404, "rep", "no such rep");
 		return;
 	}
-	if (!(pl = pull_new(d, r, rep, "next")))
+	if ((pl = pull_new(d, r, rep, "next")) != NULL)
+		next_start(pl);
+}
+
+void
+leads_next_cb(struct lc_daemon *d, const char *rep, sender_action_fn *cb,
+    void *arg)
+{
+	struct pull *pl = calloc(1, sizeof(*pl));
+
+	if (!pl || strlen(rep) > ROUTE_NAME_MAX) {
+		free(pl);
+		cb(arg, pl ? 404 : 503, error_doc("rep", pl ? "no such rep" :
+		    "out of memory"));
 		return;
+	}
+	pl->d = d;
+	pl->how = "next";
+	pl->cb = cb;
+	pl->cbarg = arg;
+	snprintf(pl->rep, sizeof(pl->rep), "%s", rep);
+	buf_init(&pl->teams, 0);
+	buf_init(&pl->skip, 0);
+	next_start(pl);
+}
+
+/* The rep's pull teams, then the candidates. */
+static void
+next_start(struct pull *pl)
+{
+	const struct route_conf *rc;
+	size_t i, nteams = 0;
+
 	if ((i = pull_rep(pl, &rc)) == ROUTE_NONE)
 		return;
 	for (size_t t = 0; t < rc->nteams; t++) {

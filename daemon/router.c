@@ -428,6 +428,7 @@ lead_view(const json_t *lead)
 struct notice {
 	struct buf leads, emails, vars;
 	int n;
+	struct sms_batch sms;           /* texts to reps (sms.conf) */
 };
 
 static void
@@ -437,6 +438,7 @@ notice_init(struct notice *nt)
 	buf_init(&nt->emails, 0);
 	buf_init(&nt->vars, 0);
 	nt->n = 0;
+	sms_batch_init(&nt->sms);
 }
 
 static void
@@ -445,12 +447,15 @@ notice_free(struct notice *nt)
 	buf_free(&nt->leads);
 	buf_free(&nt->emails);
 	buf_free(&nt->vars);
+	sms_batch_free(&nt->sms);
 }
 
 /*
  * Add the message about lead to rep (and a copy to its manager): kind
  * offer, broadcast, assigned or reengaged; offer > 0 gives the signed card
- * link; window_s the offer's window.
+ * link; window_s the offer's window. By email to those whose notify has
+ * email, by SMS (sms.conf) to those whose notify has sms and who have a
+ * phone; a rep told by SMS only gets the email should the SMS fail.
  */
 static void
 notice_add(struct router *r, const struct route_conf *rc,
@@ -472,11 +477,15 @@ notice_add(struct router *r, const struct route_conf *rc,
 	}
 	for (int copy = 0; copy < 2; copy++) {
 		const struct route_rep *to;
+		int email, sms;
 
 		if (copy && (mgr == ROUTE_NONE || mgr == rep))
 			break;
 		to = copy ? &rc->reps[mgr] : rp;
-		if (!(to->notify & ROUTE_NOTIFY_EMAIL) || !*to->email)
+		email = (to->notify & ROUTE_NOTIFY_EMAIL) && *to->email;
+		sms = (to->notify & ROUTE_NOTIFY_SMS) && *to->phone &&
+		    r->d->conf->sms;
+		if (!email && !sms)
 			continue;
 		v = json_pack("{s:s, s:b, s:{s:s, s:s}, s:{s:s, s:s}, s:o, "
 		    "s:s, s:s, s:I, s:I}", "kind", kind, "copy", copy,
@@ -491,14 +500,31 @@ notice_add(struct router *r, const struct route_conf *rc,
 		    strcmp(kind, "assigned") == 0 ? "is_assigned" :
 		    "is_reengaged", json_true());
 		s = json_dumps(v, JSON_COMPACT);
-		json_decref(v);
-		if (!s)
+		if (!s) {
+			json_decref(v);
 			continue;
-		db_array_add(&nt->leads, NULL);
-		db_array_add(&nt->emails, to->email);
-		db_array_add(&nt->vars, s);
+		}
+		if (email) {
+			db_array_add(&nt->leads, NULL);
+			db_array_add(&nt->emails, to->email);
+			db_array_add(&nt->vars, s);
+			nt->n++;
+		}
+		if (sms) {
+			/* told by SMS only: the email waits for a failure */
+			json_t *fb = !email && *to->email ? json_pack("{s:s, "
+			    "s:O}", "email", to->email, "vars", v) : NULL;
+			char *fbs = fb ? json_dumps(fb, JSON_COMPACT) : NULL;
+
+			sms_batch_add_notice(r->d, &nt->sms, to->id, to->phone,
+			    team ? team->name : NULL, v, offer,
+			    (long long)json_integer_value(json_object_get(lead,
+			    "id")), fbs);
+			free(fbs);
+			json_decref(fb);
+		}
+		json_decref(v);
 		free(s);
-		nt->n++;
 	}
 }
 
@@ -532,6 +558,7 @@ router_notify_owner(struct router *r, const char *rep, const char *kind,
 		sender_notify(r->d->sender, "offer", db_array_end(&nt.leads),
 		    db_array_end(&nt.emails), db_array_end(&nt.vars),
 		    on_notified, NULL);
+	sms_batch_queue(r->d, &nt.sms);
 	notice_free(&nt);
 }
 
@@ -626,6 +653,14 @@ tx_finish(struct tx *t)
 		    "$1::bigint[], $2::text[], $3::jsonb[])", 3, p, on_tx_step, t);
 		db_query(t->r->db, "SELECT pg_notify('leadcast_wake', "
 		    "'deliveries')", 0, NULL, on_tx_step, t);
+	}
+	if (t->nt.sms.n) {
+		const char *sp[SMS_BATCH_COLS];
+
+		/* texts, and the offers' codes, in the same transaction */
+		sms_batch_params(&t->nt.sms, sp);
+		db_query(t->r->db, sms_queue_sql, SMS_BATCH_COLS, sp,
+		    on_tx_step, t);
 	}
 	if (db_query(t->r->db, "COMMIT", 0, NULL, on_commit, t) < 0)
 		tx_end(t, 0);
@@ -1238,6 +1273,8 @@ struct answer {
 	long long offer;
 	char rep[ROUTE_NAME_MAX + 1];   /* the card's rep; "" = admin */
 	char tok[TOKEN_MAX];            /* the card's token */
+	router_answer_fn *cb;           /* router_answer: no HTTP request */
+	void *cbarg;
 };
 
 /*
@@ -1292,6 +1329,8 @@ static const char reject_sql[] =
 
 static void card_reply(struct answer *a, int code, const char *state,
     json_t *lead);
+static void answered_cb(struct answer *a, const PGresult *res,
+    const char *err);
 
 static void
 on_answered(void *arg, const PGresult *res, const char *err)
@@ -1302,6 +1341,10 @@ on_answered(void *arg, const PGresult *res, const char *err)
 	json_t *lead;
 	int done;
 
+	if (a->cb) {
+		answered_cb(a, res, err);
+		return;
+	}
 	if (err) {
 		if (a->card)
 			card_reply(a, 503, "error", NULL);
@@ -1345,6 +1388,44 @@ on_answered(void *arg, const PGresult *res, const char *err)
 	free(a);
 }
 
+/* on_answered for router_answer: the outcome to the callback. */
+static void
+answered_cb(struct answer *a, const PGresult *res, const char *err)
+{
+	const char *status = NULL, *outcome;
+	json_t *lead = NULL;
+
+	if (!err) {
+		status = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+		lead = PQgetisnull(res, 0, 0) ? NULL : json_loads(PQgetvalue(res,
+		    0, 0), 0, NULL);
+	}
+	if (err)
+		outcome = "error";
+	else if (!status || (*a->rep && strcmp(PQgetvalue(res, 0, 2), a->rep)))
+		outcome = "unknown";
+	else if (strcmp(status, "pending") == 0)
+		outcome = "expired";
+	else if (lead && strcmp(status, a->accept ? "accepted" : "rejected")
+	    == 0)
+		outcome = status;               /* done now */
+	else if (strcmp(status, "accepted") == 0)
+		outcome = "already_accepted";
+	else if (strcmp(status, "rejected") == 0)
+		outcome = "already_rejected";
+	else
+		outcome = status;               /* expired, withdrawn */
+	if (!err && status && lead && strcmp(status, a->accept ? "accepted" :
+	    "rejected") == 0) {
+		metric_add(a->accept ? a->r->m_accepted : a->r->m_rejected, 1);
+		if (!a->accept && strtoll(PQgetvalue(res, 0, 3), NULL, 10) > 0)
+			router_kick(a->r);
+	}
+	a->cb(a->cbarg, outcome, lead);
+	json_decref(lead);
+	free(a);
+}
+
 /* Answer offer as rep ("" = admin). Takes a. */
 static void
 answer(struct answer *a)
@@ -1362,6 +1443,33 @@ answer(struct answer *a)
 			    "queue is full");
 		free(a);
 	}
+}
+
+int
+router_answer(struct router *r, long long offer, const char *rep,
+    int accept, router_answer_fn *cb, void *arg)
+{
+	struct answer *a = calloc(1, sizeof(*a));
+	char id[32];
+	const char *p[2];
+
+	if (!a)
+		return -1;
+	a->r = r;
+	a->offer = offer;
+	a->accept = accept;
+	a->cb = cb;
+	a->cbarg = arg;
+	snprintf(a->rep, sizeof(a->rep), "%s", rep ? rep : "");
+	snprintf(id, sizeof(id), "%lld", offer);
+	p[0] = id;
+	p[1] = a->rep;
+	if (db_query(r->d->db, accept ? accept_sql : reject_sql, 2, p,
+	    on_answered, a) < 0) {
+		free(a);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- the rep's lead card: /r/{token} ------------------------------------------ */
@@ -1816,6 +1924,19 @@ on_availability(void *arg, const PGresult *res, const char *err)
 	free(q);
 }
 
+int
+router_set_duty(struct router *r, const char *rep, int on, db_result_fn *cb,
+    void *arg)
+{
+	const char *p[2] = { rep, on ? "t" : "f" };
+
+	/* back on duty: away, so its pass rises to the floor at its next
+	 * lead (no burst) */
+	return db_query(r->d->db, "UPDATE reps SET on_duty = $2::bool, away = "
+	    "away OR ($2::bool AND NOT on_duty), updated_at = now() WHERE id = "
+	    "$1 RETURNING id, on_duty", 2, p, cb, arg);
+}
+
 /* Who is asking: 1 admin; 0 the rep id's own token (num, gen set); -1
  * neither (replied 401). */
 static int
@@ -1933,13 +2054,8 @@ reps_one(struct httpd_req *req, void *arg)
 				free(q);
 				return;
 			}
-			p[1] = json_is_true(av) ? "t" : "f";
-			/* back on duty: away, so its pass rises to the floor
-			 * at its next lead (no burst) */
-			rc2 = db_query(r->d->db, "UPDATE reps SET on_duty = "
-			    "$2::bool, away = away OR ($2::bool AND NOT on_duty), "
-			    "updated_at = now() WHERE id = $1 RETURNING id, "
-			    "on_duty", 2, p, on_availability, q);
+			rc2 = router_set_duty(r, id, json_is_true(av),
+			    on_availability, q);
 			json_decref(body);
 		}
 		if (rc2 < 0) {
