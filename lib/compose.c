@@ -9,6 +9,7 @@
 #include "tmpl.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,75 @@ insert_preheader(const char *html, size_t len, const char *pre,
 	buf_append(out, html + at, len - at);
 }
 
+/*
+ * The working buffers of a message, one set per thread, kept from one
+ * message to the next: a newsletter needs some 150 KB of them, which were
+ * allocated (and the pages faulted in) and freed again for each message.
+ * A buffer grown past KEEP_MAX by a large message is freed after it.
+ */
+#define KEEP_MAX        (512 * 1024)
+
+struct scratch {
+	struct buf html, tracked, text, body, sig;
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void
+scratch_free(void *p)
+{
+	struct scratch *w = p;
+
+	buf_free(&w->html);
+	buf_free(&w->tracked);
+	buf_free(&w->text);
+	buf_free(&w->body);
+	buf_free(&w->sig);
+	free(w);
+}
+
+static void
+scratch_init(void)
+{
+	pthread_key_create(&scratch_key, scratch_free);
+}
+
+static void
+scratch_buf(struct buf *b, size_t limit, size_t want)
+{
+	if (b->cap > KEEP_MAX)
+		buf_free(b);
+	buf_reset(b);
+	b->limit = limit;
+	if (b->cap < want)
+		buf_grow(b, want);
+}
+
+/* This thread's buffers, emptied, with limit; NULL if out of memory. */
+static struct scratch *
+scratch_get(size_t limit)
+{
+	struct scratch *w;
+
+	pthread_once(&scratch_once, scratch_init);
+	if ((w = pthread_getspecific(scratch_key)) == NULL) {
+		if ((w = calloc(1, sizeof(*w))) == NULL)
+			return NULL;
+		if (pthread_setspecific(scratch_key, w) != 0) {
+			free(w);
+			return NULL;
+		}
+	}
+	/* a newsletter is tens of KB: start there rather than doubling up */
+	scratch_buf(&w->html, limit, 32768);
+	scratch_buf(&w->tracked, limit, 32768);
+	scratch_buf(&w->text, limit, 8192);
+	scratch_buf(&w->body, limit, 65536);
+	scratch_buf(&w->sig, 0, 0);
+	return w;
+}
+
 enum compose_result
 compose_message(const struct compose_spec *s, uint64_t delivery_id,
     const char *rcpt, const json_t *data, struct compose_out *out)
@@ -160,30 +230,25 @@ compose_message(const struct compose_spec *s, uint64_t delivery_id,
 	char from[HEADER_MAX], reply[HEADER_MAX], subject[HEADER_MAX],
 	    pre[HEADER_MAX], display[HEADER_MAX], addr[512],
 	    rdisplay[HEADER_MAX], raddr[512], tok[TOKEN_MAX], url[1024];
-	struct buf html, tracked, text, body, sig;
+	struct scratch *w = scratch_get(s->max_size);
 	struct mime_msg *m = NULL;
 	json_t *ctx = NULL;
 	const char *fn, *ln, *domain, *why = NULL;
 	enum compose_result rc = COMPOSE_FAILED;
 	struct rw rw = { s, delivery_id, &out->missing, 0 };
 
-	buf_init(&html, s->max_size);
-	buf_init(&tracked, s->max_size);
-	buf_init(&text, s->max_size);
-	buf_init(&body, s->max_size);
-	buf_init(&sig, 0);
-	/* a newsletter is tens of KB: start there rather than doubling up */
-	buf_grow(&html, 32768);
-	buf_grow(&tracked, 32768);
-	buf_grow(&text, 8192);
-	buf_grow(&body, 65536);
+	if (!w) {
+		snprintf(out->err, sizeof(out->err), "out of memory");
+		return COMPOSE_FAILED;
+	}
 	if (!mime_addr_valid(rcpt, &why)) {
 		snprintf(out->err, sizeof(out->err), "recipient %.120s: %s", rcpt,
 		    why ? why : "not an address");
 		goto done;
 	}
-	/* the template data: the lead, plus what the message itself adds */
-	ctx = json_is_object(data) ? json_deep_copy(data) : json_object();
+	/* the template data: the lead, plus what the message itself adds (a
+	 * shallow copy: only keys of its own are set) */
+	ctx = json_is_object(data) ? json_copy((json_t *)data) : json_object();
 	token_sign(s->key, 'u', delivery_id, 0, tok);
 	snprintf(url, sizeof(url), "%s/u/%s", s->public_url, tok);
 	if (s->bulk)
@@ -206,34 +271,34 @@ compose_message(const struct compose_spec *s, uint64_t delivery_id,
 	}
 	domain = domain_of(addr);
 	if (s->html && tmpl_render(s->html, ctx, s->partials, TMPL_ESCAPE_HTML,
-	    &html) < 0) {
+	    &w->html) < 0) {
 		snprintf(out->err, sizeof(out->err), "the HTML is over %zu bytes "
 		    "or nests too deeply", s->max_size);
 		goto done;
 	}
 	if (s->text) {
 		if (tmpl_render(s->text, ctx, s->partials, TMPL_ESCAPE_NONE,
-		    &text) < 0) {
+		    &w->text) < 0) {
 			snprintf(out->err, sizeof(out->err), "the text is over %zu "
 			    "bytes or nests too deeply", s->max_size);
 			goto done;
 		}
 	} else if (s->html) {
-		htmlrw_to_text(html.data ? html.data : "", html.len, &text);
+		htmlrw_to_text(w->html.data ? w->html.data : "", w->html.len, &w->text);
 	}
 	if (s->html) {
-		const char *src = buf_str(&html);
-		size_t len = html.len;
+		const char *src = buf_str(&w->html);
+		size_t len = w->html.len;
 
 		if (*pre) {
-			insert_preheader(src, len, pre, &body);
-			src = buf_str(&body);
-			len = body.len;
+			insert_preheader(src, len, pre, &w->body);
+			src = buf_str(&w->body);
+			len = w->body.len;
 		}
 		token_sign(s->key, 'o', delivery_id, 0, tok);
 		snprintf(url, sizeof(url), "%s/o/%s.gif", s->public_url, tok);
 		if (htmlrw_rewrite(src, len, s->track ? rewrite_link : NULL, &rw,
-		    s->track ? url : NULL, &tracked) < 0) {
+		    s->track ? url : NULL, &w->tracked) < 0) {
 			snprintf(out->err, sizeof(out->err), "rewriting links "
 			    "failed (message too large?)");
 			goto done;
@@ -288,20 +353,20 @@ compose_message(const struct compose_spec *s, uint64_t delivery_id,
 		mime_header(m, "Feedback-ID", lid);
 		mime_header(m, "Precedence", "bulk");
 	}
-	if (text.len || !s->html)
-		mime_set_text(m, buf_str(&text), text.len);
+	if (w->text.len || !s->html)
+		mime_set_text(m, buf_str(&w->text), w->text.len);
 	if (s->html)
-		mime_set_html(m, buf_str(&tracked), tracked.len);
-	buf_reset(&body);
-	if (mime_render(m, s->max_size, &body, out->err, sizeof(out->err)) < 0)
+		mime_set_html(m, buf_str(&w->tracked), w->tracked.len);
+	buf_reset(&w->body);
+	if (mime_render(m, s->max_size, &w->body, out->err, sizeof(out->err)) < 0)
 		goto done;
-	if (s->dkim && dkim_keys_sign(s->dkim, domain, body.data, body.len,
-	    &sig, out->err, sizeof(out->err)) < 0)
+	if (s->dkim && dkim_keys_sign(s->dkim, domain, w->body.data, w->body.len,
+	    &w->sig, out->err, sizeof(out->err)) < 0)
 		goto done;
 	buf_reset(&out->msg);
-	buf_grow(&out->msg, sig.len + body.len);
-	buf_append(&out->msg, buf_str(&sig), sig.len);
-	buf_append(&out->msg, buf_str(&body), body.len);
+	buf_grow(&out->msg, w->sig.len + w->body.len);
+	buf_append(&out->msg, buf_str(&w->sig), w->sig.len);
+	buf_append(&out->msg, buf_str(&w->body), w->body.len);
 	token_sign(s->key, 'b', delivery_id, 0, tok);
 	snprintf(out->mail_from, sizeof(out->mail_from), "bounces+%s@%s", tok,
 	    *s->bounce_domain ? s->bounce_domain : domain);
@@ -321,10 +386,5 @@ bad_header:
 done:
 	mime_free(m);
 	json_decref(ctx);
-	buf_free(&html);
-	buf_free(&tracked);
-	buf_free(&text);
-	buf_free(&body);
-	buf_free(&sig);
 	return rc;
 }
