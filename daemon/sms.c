@@ -41,6 +41,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <arpa/inet.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <ctype.h>
@@ -80,7 +82,12 @@ struct smsd {
 	struct lc_daemon *d;
 	struct event *tick;
 	struct evdns_base *dns;
-	SSL_CTX *ssl;
+	SSL_CTX *ssl;                   /* the system's CAs */
+	struct cactx {                  /* gateways' own CAs (ca_file) */
+		char *path;
+		SSL_CTX *ctx;
+	} *cas;
+	size_t ncas;
 	struct gwstate **gw;            /* each allocated once: jobs and
 	                                 * claims point at them */
 	size_t ngw;
@@ -297,6 +304,7 @@ struct job {
 	struct gwstate *st;
 	long long id;
 	int attempts, ucs2, segments;
+	int tls;                        /* https: TLS errors say why */
 	char *to, *text;
 	struct evhttp_connection *conn;
 };
@@ -464,6 +472,18 @@ on_response(struct evhttp_request *req, void *arg)
 	body[len] = '\0';
 	oc = smsgw_response(j->g, status, body, len, msgid, sizeof(msgid), why,
 	    sizeof(why));
+	if (status == 0 && j->tls) {
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(
+		    j->conn);
+		unsigned long e = bev ? bufferevent_get_openssl_error(bev) : 0;
+
+		if (e) {
+			char tls[256];
+
+			ERR_error_string_n(e, tls, sizeof(tls));
+			snprintf(why, sizeof(why), "TLS: %s", tls);
+		}
+	}
 	job_done(j, oc, msgid, why);
 }
 
@@ -480,6 +500,50 @@ dlr_url(const struct conf *c, const struct smsgw *g, long long id,
 	}
 	if (g->type == SMSGW_KANNEL)
 		buf_puts(out, "&status=%d");
+}
+
+static SSL_CTX *
+tls_context(void)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+
+	if (c && !SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION)) {
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	if (c)
+		SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+	return c;
+}
+
+/* The TLS context trusting ca_file ("" = the system's CAs), made once. */
+static SSL_CTX *
+ssl_for(struct smsd *s, const char *ca_file, char *why, size_t whyn)
+{
+	struct cactx *v;
+	SSL_CTX *c;
+
+	if (!*ca_file)
+		return s->ssl;
+	for (size_t i = 0; i < s->ncas; i++)
+		if (strcmp(s->cas[i].path, ca_file) == 0)
+			return s->cas[i].ctx;
+	if (!(c = tls_context()) || SSL_CTX_load_verify_locations(c, ca_file,
+	    NULL) != 1) {
+		snprintf(why, whyn, "cannot load CA certificates from %s",
+		    ca_file);
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	if (!(v = realloc(s->cas, (s->ncas + 1) * sizeof(*v)))) {
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	s->cas = v;
+	v[s->ncas].path = strdup(ca_file);
+	v[s->ncas].ctx = c;
+	s->ncas++;
+	return c;
 }
 
 static int
@@ -524,14 +588,24 @@ http_send(struct job *j, char *why, size_t whyn)
 	snprintf(target, sizeof(target), "%s%s%s", path && *path ? path : "/",
 	    query ? "?" : "", query ? query : "");
 	if (https) {
-		SSL *ssl = SSL_new(s->ssl);
+		SSL_CTX *ctx = ssl_for(s, j->g->ca_file, why, whyn);
+		SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+		struct in6_addr a6;
 
 		if (!ssl) {
-			snprintf(why, whyn, "cannot set up TLS");
+			if (!*why)
+				snprintf(why, whyn, "cannot set up TLS");
 			goto out;
 		}
-		SSL_set_tlsext_host_name(ssl, host);
-		X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), host, 0);
+		/* the certificate must name the host (or address) */
+		if (inet_pton(AF_INET, host, &a6) == 1 || inet_pton(AF_INET6,
+		    host, &a6) == 1) {
+			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+		} else {
+			SSL_set_tlsext_host_name(ssl, host);
+			X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), host, 0);
+		}
+		j->tls = 1;
 		bev = bufferevent_openssl_socket_new(s->d->base, -1, ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE |
 		    BEV_OPT_DEFER_CALLBACKS);
@@ -1420,15 +1494,12 @@ sms_new(struct lc_daemon *d)
 	if (!(s->dns = evdns_base_new(d->base,
 	    EVDNS_BASE_INITIALIZE_NAMESERVERS)))
 		s->dns = evdns_base_new(d->base, 0);     /* no resolv.conf */
-	if (!(s->ssl = SSL_CTX_new(TLS_client_method())) ||
-	    !SSL_CTX_set_min_proto_version(s->ssl, TLS1_2_VERSION)) {
-		SSL_CTX_free(s->ssl);
+	if (!(s->ssl = tls_context())) {
 		if (s->dns)
 			evdns_base_free(s->dns, 0);
 		free(s);
 		return NULL;
 	}
-	SSL_CTX_set_verify(s->ssl, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_default_verify_paths(s->ssl);
 	s->tick = event_new(d->base, -1, EV_PERSIST, on_tick, s);
 	event_add(s->tick, &tick);
@@ -1459,6 +1530,11 @@ sms_free(struct smsd *s)
 	if (s->dns)
 		evdns_base_free(s->dns, 0);
 	SSL_CTX_free(s->ssl);
+	for (size_t i = 0; i < s->ncas; i++) {
+		free(s->cas[i].path);
+		SSL_CTX_free(s->cas[i].ctx);
+	}
+	free(s->cas);
 	for (size_t i = 0; i < s->ngw; i++)
 		free(s->gw[i]);
 	free(s->gw);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define NONE ((size_t)-1)
 
@@ -32,6 +33,7 @@ static const struct conf_key gw_keys[] = {
 	{ "retry_base", CONF_DURATION, G(retry_base_ms), "5s", 100, 3600000,
 	  NULL, 0 },
 	{ "connections", CONF_INT, G(connections), "4", 1, 64, NULL, 0 },
+	{ "ca_file", CONF_PATH, G(ca_file), "", 0, 0, NULL, 0 },
 	{ "failover", CONF_STR, G(failover), "", 0, 0, NULL, 0 },
 	{ "secret", CONF_STR, G(secret), "", 0, 0, NULL, 0 },
 	{ "secret_file", CONF_PATH, G(secret_file), "", 0, 0, NULL, 0 },
@@ -272,6 +274,11 @@ load_gateway(struct smsgw_conf *c, struct cfgfile_node *n,
 			cfgfile_error(errs, &p, "gateway %s: password_file: %s",
 			    name, err);
 		}
+	}
+	if (*g->ca_file && access(g->ca_file, R_OK) != 0) {
+		p = at_key(n, "ca_file");
+		cfgfile_error(errs, &p, "gateway %s: ca_file: cannot read %s: %s",
+		    name, g->ca_file, strerror(errno));
 	}
 	if (g->allow_from_src.n &&
 	    !(g->allow = calloc(g->allow_from_src.n, sizeof(*g->allow))))

@@ -69,6 +69,7 @@ struct smsgw {
 	long retries;                   /* attempts after the first */
 	long retry_base_ms;             /* backoff: doubles per attempt */
 	long connections;               /* requests in flight at once */
+	char *ca_file;                  /* https: CAs to trust; "" = system */
 	char *failover;                 /* gateway name, "" = none */
 	char *secret;                   /* inline, or read from secret_file */
 	char *secret_file;

@@ -17,7 +17,9 @@ small local HTTP server.
     told by SMS only) while the text is retried, then fails;
   - the http gateway: the request as configured (form body, Basic auth),
     its message id, delivery reports by the gateway's id; answering 500
-    or hanging: retried, then failed over to Kannel.
+    or hanging: retried, then failed over to Kannel; over HTTPS, a
+    certificate signed by the gateway's ca_file passes, one the system's
+    CAs do not know is refused.
 """
 import base64
 import http.server
@@ -25,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -68,14 +71,32 @@ team "q" {
 }
 rep "ann" { name = "Ann"; phone = "+13135550100"; email = "ann@reps.example"; notify = { "sms" }; teams = { "t", "q" }; capacity = 0 }
 rep "bob" { name = "Bob"; phone = "+13135550101"; email = "bob@reps.example"; notify = { "sms", "email" }; teams = { "web" }; capacity = 0 }
+team "tls" {
+	method = round_robin
+	offer_window = 5m
+	max_offers = 1
+	broadcast_round = false
+	catch_all = "cat"
+}
+team "tlsbad" {
+	method = round_robin
+	offer_window = 5m
+	max_offers = 1
+	broadcast_round = false
+	catch_all = "cat"
+}
+rep "tia" { phone = "+13135550102"; email = "tia@reps.example"; notify = { "sms" }; teams = { "tls" }; capacity = 0 }
+rep "tom" { phone = "+13135550103"; email = "tom@reps.example"; notify = { "sms" }; teams = { "tlsbad" }; capacity = 0 }
 rep "cat" { email = "cat@reps.example" }
 rule "web" { when = "source == 'web'"; team = "web" }
+rule "tls" { when = "source == 'tls'"; team = "tls" }
+rule "tlsbad" { when = "source == 'tlsbad'"; team = "tlsbad" }
 rule "queue" { when = "source == 'queue'"; team = "q" }
 rule "default" { team = "t" }
 """
 
 
-def sms_conf(kannel_port, web_port):
+def sms_conf(kannel_port, web_port, tls_port, ca_file):
     return """\
 default = "kannel"
 offer_segments = 2
@@ -113,7 +134,27 @@ gateway "web" {
 	retry_base = 300ms
 	failover = "kannel"
 }
-""" % (kannel_port, SECRET, web_port)
+gateway "tls" {
+	type = http
+	url = "https://127.0.0.1:%d/Accounts/{{username}}/Messages.json"
+	username = "AC2"
+	body = "To={{to}}&Body={{text}}"
+	message_id = "\\"sid\\": *\\"([A-Za-z0-9]+)\\""
+	ca_file = "%s"
+	allow_from = { "127.0.0.1" }
+	teams = { "tls" }
+	retries = 0
+}
+gateway "tlsbad" {
+	type = http
+	url = "https://127.0.0.1:%d/Accounts/{{username}}/Messages.json"
+	username = "AC3"
+	body = "To={{to}}&Body={{text}}"
+	allow_from = { "127.0.0.1" }
+	teams = { "tlsbad" }
+	retries = 0
+}
+""" % (kannel_port, SECRET, web_port, tls_port, ca_file, tls_port)
 
 
 # ---- Kannel --------------------------------------------------------------------
@@ -254,9 +295,10 @@ catch-all = true
 # ---- a generic HTTP gateway --------------------------------------------------------
 
 class WebGateway:
-    """A Twilio-like API: records each request, answers per self.mode."""
+    """A Twilio-like API: records each request, answers per self.mode;
+    over TLS with ssl_ctx."""
 
-    def __init__(self):
+    def __init__(self, ssl_ctx=None):
         self.requests = []
         self.mode = "ok"
         self.n = 0
@@ -289,6 +331,9 @@ class WebGateway:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.server.daemon_threads = True
+        if ssl_ctx:
+            self.server.socket = ssl_ctx.wrap_socket(self.server.socket,
+                                                     server_side=True)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever,
                          daemon=True).start()
@@ -300,10 +345,31 @@ class WebGateway:
 
 # ---- the daemon --------------------------------------------------------------------
 
+def make_ca(d):
+    """A CA and a certificate for 127.0.0.1 it signed (openssl CLI)."""
+    def ossl(*args):
+        harness.run(["openssl"] + list(args), cwd=d)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+         "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key",
+         "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName = IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey",
+         "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "2",
+         "-extfile", "ext.cnf")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(d, "srv.pem"),
+                        os.path.join(d, "srv.key"))
+    return os.path.join(d, "ca.pem"), ctx
+
+
 @pytest.fixture(scope="module")
 def env():
     tmp = harness.TempDir("sms")
     web = WebGateway()
+    ca, ctx = make_ca(tmp.sub("ca"))
+    tls = WebGateway(ctx)
     mt.routing_dir(tmp, ROUTING)
     src = os.path.join(harness.SRCDIR, "templates", "sms")
     for n in os.listdir(src):
@@ -316,7 +382,8 @@ def env():
     d.outbox = mt.Maildir(outbox)
     k = Kannel(tmp, d.port)
     mt.write_file(os.path.join(tmp.path, "sms.conf"),
-                  sms_conf(k.sendsms, web.port))
+                  sms_conf(k.sendsms, web.port, tls.port, ca))
+    d.tls = tls
     try:
         k.start()
         d.start(timeout=30)
@@ -325,6 +392,7 @@ def env():
         d.cleanup()
         k.stop()
         web.close()
+        tls.close()
         tmp.cleanup()
 
 
@@ -610,6 +678,34 @@ def test_http_gateway_500_and_hanging_fail_over(env):
         assert ("HTTP 500" if mode == "500" else "no answer") in \
             d.log()
     web.mode = "ok"
+
+
+def test_https_gateway_verifies_certificates(env):
+    d, _, _ = env
+    # the gateway's own CA (ca_file): the certificate of 127.0.0.1 passes
+    n0 = len(d.tls.requests)
+    lead = capture(d, source="tls", first_name="Tia")
+    oid, rep, code = pending_offer(d, lead)
+    assert rep == "tia"
+    wait_until(lambda: len(d.tls.requests) > n0, 15, what="the TLS request")
+    path, _, form = d.tls.requests[-1]
+    assert path == "/Accounts/AC2/Messages.json"
+    assert "Y %s" % code in form["Body"][0]
+    wait_until(lambda: [r for r in sms_rows(d, "offer_id = %d" % oid)
+                        if r[2] == "sent"], 10, what="sent over TLS")
+    # the system's CAs do not know it: refused before anything is sent
+    n0 = len(d.tls.requests)
+    lead = capture(d, source="tlsbad", first_name="Tom")
+    oid, rep, _ = pending_offer(d, lead)
+    assert rep == "tom"
+    row = wait_until(lambda: [r for r in sms_rows(d, "offer_id = %d" % oid)
+                              if r[2] == "failed"], 15,
+                     what="refused certificate")[0]
+    assert "certificate verify failed" in row[5], row
+    assert len(d.tls.requests) == n0
+    # tom is told by SMS only: the offer email came instead
+    wait_until(lambda: mails_to(d, "tom@reps.example"), 10,
+               what="the fallback email")
 
 
 # ---- Kannel down: the email at once ------------------------------------------------
