@@ -2,7 +2,10 @@
  * cli_report - `leadcast report routing [--since DATE] [--json|--csv]`:
  * the routing report (offers, acceptance and speed-to-lead per rep, team,
  * rule and source) from GET /api/v1/reports/routing, as one aligned table
- * per grouping, the API's JSON, or one CSV with a "by" column.
+ * per grouping, the API's JSON, or one CSV with a "by" column; and
+ * `leadcast report sms`: texts per gateway (sent, delivered, failed, failed
+ * over, emailed instead, delivery rate, time to the gateway and to the
+ * phone) and texts received, from GET /api/v1/reports/sms.
  *
  * --since takes a date or a duration back from now (cli_fmt_since) and
  * sends ISO 8601 UTC; without it the daemon's default period applies.
@@ -195,13 +198,143 @@ report_routing(const struct cli_args *a)
 	return 0;
 }
 
+/* ---- report sms ------------------------------------------------------------------- */
+
+static const char *const sms_cols[] = { "messages", "segments", "sent",
+    "delivered", "failed", "queued", "sending", "failed_over",
+    "fallback_emails" };
+#define NSMS (sizeof(sms_cols) / sizeof(sms_cols[0]))
+
+static const char *
+sms_rate(const json_t *row, int csv, char *out, size_t n)
+{
+	json_t *v = json_object_get(row, "delivery_rate");
+
+	if (!json_is_number(v))
+		snprintf(out, n, "%s", csv ? "" : "-");
+	else
+		snprintf(out, n, csv ? "%.1f" : "%.0f%%", 100.0 *
+		    json_number_value(v));
+	return out;
+}
+
+static int
+report_sms(const struct cli_args *a)
+{
+	const char *since = cli_arg(a, "since");
+	int csv = cli_arg(a, "csv") != NULL;
+	char iso[64], q[128], err[256], url[256], v[64];
+	json_t *doc = NULL, *gws, *r, *in;
+	struct conf *c;
+	size_t i;
+	int rc;
+
+	if (a->nwords != 1 || (csv && json_out)) {
+		fprintf(stderr, "usage: leadcast report sms [--since DATE] "
+		    "[--json|--csv]\n");
+		return 2;
+	}
+	if (since && cli_fmt_since(since, time(NULL), iso, sizeof(iso), err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "leadcast report sms: --since: %s\n", err);
+		return 2;
+	}
+	if (!(c = cli_load(a->path)))
+		return 1;
+	snprintf(url, sizeof(url), "/api/v1/reports/sms%s%s", since ?
+	    "?since=" : "", since ? cli_fmt_query(iso, q, sizeof(q)) : "");
+	rc = cli_request(c, "GET", url, NULL, &doc);
+	conf_free(c);
+	if (rc != 0)
+		return rc;
+	gws = json_object_get(doc, "gateways");
+	in = json_object_get(doc, "inbound");
+	if (json_out) {
+		print_json(doc);
+		return 0;
+	}
+	if (csv) {
+		csv_cell("gateway", 0);
+		for (size_t k = 0; k < NSMS; k++)
+			csv_cell(sms_cols[k], 0);
+		csv_cell("delivery_pct", 0);
+		csv_cell("send_p50_s", 0);
+		csv_cell("deliver_p50_s", 1);
+		json_array_foreach(gws, i, r) {
+			csv_cell(json_string_value(json_object_get(r, "gateway")),
+			    0);
+			for (size_t k = 0; k < NSMS; k++)
+				csv_cell(cli_fmt_scalar(json_object_get(r,
+				    sms_cols[k]), "0", v, sizeof(v)), 0);
+			csv_cell(sms_rate(r, 1, v, sizeof(v)), 0);
+			csv_cell(cli_fmt_scalar(json_object_get(r, "send_p50_s"),
+			    "", v, sizeof(v)), 0);
+			csv_cell(cli_fmt_scalar(json_object_get(r,
+			    "deliver_p50_s"), "", v, sizeof(v)), 1);
+		}
+	} else {
+		const char *head[13] = { "GATEWAY", "MESSAGES", "PARTS", "SENT",
+		    "DELIVERED", "FAILED", "QUEUED", "SENDING", "FAILED OVER",
+		    "EMAILED", "DELIVERY %", "TO GATEWAY p50", "TO PHONE p50" };
+		struct cli_table t;
+		char s[64];
+
+		printf("SMS since %s\n", cli_fmt_time(json_object_get(doc,
+		    "since"), "the start", s, sizeof(s)));
+		if (json_array_size(gws) == 0) {
+			printf("  (nothing sent)\n");
+		} else {
+			cli_table_init(&t, 13, head, "lrrrrrrrrrrrr");
+			json_array_foreach(gws, i, r) {
+				char cell[13][64];
+				const char *row[13];
+
+				for (size_t k = 0; k < 13; k++)
+					row[k] = cell[k];
+				cli_fmt_scalar(json_object_get(r, "gateway"), "",
+				    cell[0], sizeof(cell[0]));
+				for (size_t k = 0; k < NSMS; k++)
+					cli_fmt_scalar(json_object_get(r,
+					    sms_cols[k]), "0", cell[k + 1],
+					    sizeof(cell[k + 1]));
+				sms_rate(r, 0, cell[10], sizeof(cell[10]));
+				for (size_t k = 0; k < 2; k++) {
+					json_t *d = json_object_get(r, k ?
+					    "deliver_p50_s" : "send_p50_s");
+
+					if (json_is_number(d))
+						cli_fmt_duration(
+						    json_number_value(d),
+						    cell[11 + k],
+						    sizeof(cell[11 + k]));
+					else
+						snprintf(cell[11 + k], 64, "-");
+				}
+				cli_table_add(&t, row);
+			}
+			cli_table_print(&t, stdout);
+			cli_table_free(&t);
+		}
+		printf("received: %lld from reps, %lld from leads, %lld from "
+		    "unknown numbers\n",
+		    (long long)json_integer_value(json_object_get(in, "rep")),
+		    (long long)json_integer_value(json_object_get(in, "lead")),
+		    (long long)json_integer_value(json_object_get(in,
+		    "unknown")));
+	}
+	json_decref(doc);
+	return 0;
+}
+
 int
 cli_report(const char *path, int argc, char **argv)
 {
 	static const struct cli_verb verbs[] = {
 		{ "routing", "since= csv", report_routing },
+		{ "sms", "since= csv", report_sms },
 	};
 
-	return cli_dispatch("report", path, argc, argv, verbs, 1,
-	    "usage: leadcast report routing [--since DATE] [--json|--csv]\n");
+	return cli_dispatch("report", path, argc, argv, verbs, 2,
+	    "usage: leadcast report routing|sms [--since DATE] "
+	    "[--json|--csv]\n");
 }

@@ -58,6 +58,7 @@ usage(FILE *f)
 	    "  rep on|off ID           put a rep on or off duty\n"
 	    "  rep token ID            the rep's personal API token\n"
 	    "  report routing [--since DATE|7d] [--csv]\n"
+	    "  report sms [--since DATE|7d] [--csv]\n"
 	    "                          offers, acceptance, speed-to-lead by rep,"
 	    " team, rule, source\n"
 	    "  dkim-keygen DOMAIN SELECTOR [--ed25519] [--out FILE]\n"

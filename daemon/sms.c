@@ -53,6 +53,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "cond.h"
 #include "db.h"
 #include "httpd.h"
 #include "log.h"
@@ -1476,6 +1477,114 @@ out:
 	evhttp_clear_headers(&params);
 }
 
+/* ---- GET /api/v1/reports/sms ------------------------------------------------------------- */
+
+#define REPORT_DAYS 30
+
+/* Per gateway (the one that last had the message) since $1: messages and
+ * parts by status, delivery rate, time to the gateway's acceptance and to
+ * delivery, fallback emails; texts received by kind of sender. */
+static const char report_sql[] =
+    "WITH m AS (SELECT * FROM sms WHERE created_at >= to_timestamp($1::bigint)) "
+    "SELECT 'gateway', jsonb_build_object('gateway', gateway, "
+    "'messages', count(*), 'segments', sum(segments), "
+    "'queued', count(*) FILTER (WHERE status = 'queued'), "
+    "'sending', count(*) FILTER (WHERE status = 'sending'), "
+    "'sent', count(*) FILTER (WHERE status = 'sent'), "
+    "'delivered', count(*) FILTER (WHERE status = 'delivered'), "
+    "'failed', count(*) FILTER (WHERE status = 'failed'), "
+    "'failed_over', count(*) FILTER (WHERE gateway <> first_gateway), "
+    "'fallback_emails', count(*) FILTER (WHERE fallback_at IS NOT NULL), "
+    "'send_p50_s', percentile_cont(0.5) WITHIN GROUP (ORDER BY extract("
+    "epoch FROM sent_at - created_at)) FILTER (WHERE sent_at IS NOT NULL), "
+    "'send_p90_s', percentile_cont(0.9) WITHIN GROUP (ORDER BY extract("
+    "epoch FROM sent_at - created_at)) FILTER (WHERE sent_at IS NOT NULL), "
+    "'deliver_p50_s', percentile_cont(0.5) WITHIN GROUP (ORDER BY extract("
+    "epoch FROM delivered_at - sent_at)) FILTER (WHERE delivered_at IS NOT "
+    "NULL AND sent_at IS NOT NULL))::text FROM m GROUP BY gateway "
+    "UNION ALL SELECT 'inbound', jsonb_object_agg(sender, n)::text FROM "
+    "(SELECT sender, count(*) AS n FROM sms_in WHERE created_at >= "
+    "to_timestamp($1::bigint) GROUP BY sender) i HAVING count(*) > 0";
+
+struct repreq {
+	struct httpd_req *r;
+	time_t since;
+};
+
+static void
+on_report(void *arg, const PGresult *res, const char *err)
+{
+	struct repreq *q = arg;
+	json_t *gws = json_array(), *in = json_pack("{s:i, s:i, s:i}", "rep", 0,
+	    "lead", 0, "unknown", 0);
+	char since[32];
+	struct tm tm;
+
+	if (err) {
+		httpd_reply_error(q->r, 503, NULL, err);
+		json_decref(gws);
+		json_decref(in);
+		free(q);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		json_t *v = json_loads(PQgetvalue(res, i, 1), 0, NULL);
+
+		if (!v)
+			continue;
+		if (!strcmp(PQgetvalue(res, i, 0), "inbound")) {
+			json_object_update(in, v);
+			json_decref(v);
+		} else {
+			json_t *sent = json_object_get(v, "sent"),
+			    *del = json_object_get(v, "delivered"),
+			    *fail = json_object_get(v, "failed");
+			double done = json_number_value(sent) +
+			    json_number_value(del) + json_number_value(fail);
+
+			json_object_set_new(v, "delivery_rate", done > 0 ?
+			    json_real(json_number_value(del) / done) :
+			    json_null());
+			json_array_append_new(gws, v);
+		}
+	}
+	gmtime_r(&q->since, &tm);
+	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	httpd_reply_json(q->r, 200, json_pack("{s:s, s:o, s:o}", "since", since,
+	    "gateways", gws, "inbound", in));
+	free(q);
+}
+
+static void
+report(struct httpd_req *r, void *arg)
+{
+	struct smsd *s = arg;
+	const char *since = evhttp_find_header(r->query, "since");
+	struct repreq *q;
+	char e[32];
+	const char *p[1] = { e };
+	time_t t;
+
+	if (!since) {
+		t = time(NULL) - REPORT_DAYS * 86400;
+	} else if (cond_parse_time(since, &t) < 0) {
+		httpd_reply_error(r, 400, "since", "an ISO 8601 time such as "
+		    "2024-05-01 or 2024-05-01T09:30:00Z");
+		return;
+	}
+	if (!(q = calloc(1, sizeof(*q)))) {
+		httpd_reply_error(r, 503, NULL, "out of memory");
+		return;
+	}
+	q->r = r;
+	q->since = t;
+	snprintf(e, sizeof(e), "%lld", (long long)t);
+	if (db_query(s->d->db, report_sql, 1, p, on_report, q) < 0) {
+		httpd_reply_error(r, 503, NULL, "the database queue is full");
+		free(q);
+	}
+}
+
 /* ---- life cycle --------------------------------------------------------------------- */
 
 struct smsd *
@@ -1484,6 +1593,8 @@ sms_new(struct lc_daemon *d)
 	static const struct httpd_route routes[] = {
 		{ HTTPD_GET | HTTPD_POST, "/sms/dlr/", "sms_dlr", dlr, NULL },
 		{ HTTPD_GET | HTTPD_POST, "/sms/in/", "sms_in", inbound, NULL },
+		{ HTTPD_GET | HTTPD_AUTH, "/api/v1/reports/sms", "report_sms",
+		  report, NULL },
 	};
 	struct timeval tick = { 0, TICK_MS * 1000 };
 	struct smsd *s = calloc(1, sizeof(*s));

@@ -708,6 +708,32 @@ def test_https_gateway_verifies_certificates(env):
                what="the fallback email")
 
 
+def test_report_sms(env):
+    d, _, _ = env
+    r = harness.cli(d.conf_path, "--json", "report", "sms")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    gws = {g["gateway"]: g for g in doc["gateways"]}
+    k = gws["kannel"]
+    assert k["messages"] >= 5 and k["delivered"] >= 1
+    assert k["messages"] == sum(k[s] for s in ("queued", "sending", "sent",
+                                               "delivered", "failed"))
+    assert 0 < k["delivery_rate"] <= 1
+    assert k["send_p50_s"] >= 0
+    assert doc["inbound"]["rep"] >= 1 and "unknown" in doc["inbound"]
+    r = harness.cli(d.conf_path, "report", "sms", "--since", "1d")
+    assert r.returncode == 0, r.stderr
+    print(r.stdout)
+    assert "GATEWAY" in r.stdout and "kannel" in r.stdout
+    assert re.search(r"received: \d+ from reps, \d+ from leads, \d+ from "
+                     r"unknown numbers", r.stdout), r.stdout
+    r = harness.cli(d.conf_path, "report", "sms", "--csv")
+    assert r.returncode == 0 and r.stdout.startswith("gateway,messages,")
+    assert d.get("/api/v1/reports/sms?since=yesterday",
+                 token=d.token).status == 400
+    assert d.get("/api/v1/reports/sms").status == 401
+
+
 # ---- Kannel down: the email at once ------------------------------------------------
 
 def test_kannel_down_offer_by_email(env):
