@@ -92,7 +92,8 @@ struct smsd {
 	struct gwstate **gw;            /* each allocated once: jobs and
 	                                 * claims point at them */
 	size_t ngw;
-	time_t last_fix;
+	time_t last_fix, last_remind;
+	int reminding;                  /* a reminder query in flight */
 	struct metric *m_sent, *m_retry, *m_failed, *m_failover,
 	    *m_delivered, *m_dlr_failed, *m_in, *m_refused;
 };
@@ -184,14 +185,16 @@ summary(const json_t *lead)
 	return buf_steal(&b);
 }
 
-int
-sms_batch_add_notice(struct lc_daemon *d, struct sms_batch *b,
-    const char *rep, const char *phone, const char *team, json_t *data,
-    long long offer, long long lead, const char *fallback)
+/* Render template name with data (the offer notification's) fitted to
+ * offer_segments, and add it. */
+static int
+add_rendered(struct lc_daemon *d, struct sms_batch *b, const char *name,
+    const char *kind, const char *rep, const char *phone, const char *team,
+    json_t *data, long long offer, long long lead, const char *fallback)
 {
 	const struct smsgw_conf *sc = d->conf->sms;
-	const struct tmpl *t = sc ? tmpl_set_get(d->conf->templates,
-	    "sms/offer") : NULL;
+	const struct tmpl *t = sc ? tmpl_set_get(d->conf->templates, name) :
+	    NULL;
 	json_t *v;
 	struct buf raw, folded, out;
 	char *sum, *s, *e;
@@ -205,8 +208,9 @@ sms_batch_add_notice(struct lc_daemon *d, struct sms_batch *b,
 	sum = summary(json_object_get(data, "lead"));
 	json_object_set_new(v, "summary", json_string(SMS_FIT_MARK));
 	/* the code goes in by leadcast_sms_queue, for offers to the rep */
-	json_object_set_new(v, "code", json_string(offer > 0 && !copy ?
-	    CODE_MARK : ""));
+	if (!json_is_string(json_object_get(v, "code")))
+		json_object_set_new(v, "code", json_string(offer > 0 && !copy ?
+		    CODE_MARK : ""));
 	buf_init(&raw, 65536);
 	buf_init(&folded, 65536);
 	buf_init(&out, 65536);
@@ -241,11 +245,11 @@ sms_batch_add_notice(struct lc_daemon *d, struct sms_batch *b,
 		goto out;
 	if (segs > sc->offer_segments)
 		log_warn("sms to rep %s: the text takes %d parts (offer_segments "
-		    "= %ld): templates/sms/offer is too long", rep, segs,
-		    sc->offer_segments);
+		    "= %ld): templates/%s is too long", rep, segs,
+		    sc->offer_segments, name);
 	r = sms_batch_add(b, smsgw_for(sc, rep, team)->name, phone,
-	    buf_str(&out), copy ? "copy" : offer > 0 ? "offer" : "notice",
-	    copy ? 0 : offer, lead, rep, fallback);
+	    buf_str(&out), kind ? kind : copy ? "copy" : offer > 0 ? "offer" :
+	    "notice", copy ? 0 : offer, lead, rep, fallback);
 out:
 	free(sum);
 	json_decref(v);
@@ -253,6 +257,15 @@ out:
 	buf_free(&folded);
 	buf_free(&out);
 	return r;
+}
+
+int
+sms_batch_add_notice(struct lc_daemon *d, struct sms_batch *b,
+    const char *rep, const char *phone, const char *team, json_t *data,
+    long long offer, long long lead, const char *fallback)
+{
+	return add_rendered(d, b, "sms/offer", NULL, rep, phone, team, data,
+	    offer, lead, fallback);
 }
 
 static void
@@ -864,7 +877,102 @@ sms_idle(const struct smsd *s)
 	for (size_t i = 0; i < s->ngw; i++)
 		if (s->gw[i]->inflight || s->gw[i]->claiming)
 			return 0;
-	return 1;
+	return !s->reminding;
+}
+
+/* ---- reminders ---------------------------------------------------------------------- */
+
+/* Offers told by SMS (they have a code), unanswered, single, whose window
+ * closes within the reminder and that are at least that old: marked
+ * reminded (once, whichever node gets them) and returned with the lead. */
+static const char remind_sql[] =
+    "WITH c AS (SELECT id FROM offers WHERE status = 'pending' AND code IS "
+    "NOT NULL AND reminded_at IS NULL AND kind = 'single' AND deadline > "
+    "now() AND deadline <= now() + $1::bigint * interval '1 millisecond' "
+    "AND created_at <= now() - $1::bigint * interval '1 millisecond' "
+    "ORDER BY deadline LIMIT 100 FOR UPDATE SKIP LOCKED), "
+    "u AS (UPDATE offers o SET reminded_at = now() FROM c WHERE o.id = c.id "
+    "RETURNING o.id, o.lead_id, o.rep_id, o.code, o.team, "
+    "ceil(extract(epoch FROM o.deadline - now()) / 60)::int AS mins) "
+    "SELECT u.id, u.rep_id, u.code, u.team, u.mins, to_jsonb(l)::text "
+    "FROM u JOIN leads l ON l.id = u.lead_id";
+
+static void
+on_remind(void *arg, const PGresult *res, const char *err)
+{
+	struct smsd *s = arg;
+	struct lc_daemon *d = s->d;
+	const struct route_conf *rc = router_conf(d->router);
+	struct sms_batch b;
+
+	s->reminding = 0;
+	if (err) {
+		log_warn("offer reminders: %s", err);
+		return;
+	}
+	sms_batch_init(&b);
+	for (int i = 0; rc && i < PQntuples(res); i++) {
+		long long offer = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		size_t k = route_rep_find(rc, PQgetvalue(res, i, 1));
+		const struct route_rep *rp = k == ROUTE_NONE ? NULL :
+		    &rc->reps[k];
+		json_t *lead = json_loads(PQgetvalue(res, i, 5), 0, NULL), *v;
+		char tok[TOKEN_MAX], url[700] = "", name[300];
+		const char *f, *l;
+
+		if (!rp || !lead || !(rp->notify & ROUTE_NOTIFY_SMS) ||
+		    !*rp->phone) {
+			json_decref(lead);
+			continue;
+		}
+		if (router_rep_num(d->router, rp->id) > 0) {
+			token_sign(&d->url_key, 'r', (uint64_t)offer, (uint64_t)
+			    router_rep_num(d->router, rp->id), tok);
+			snprintf(url, sizeof(url), "%s/r/%s",
+			    d->conf->http.public_url, tok);
+		}
+		f = json_string_value(json_object_get(lead, "first_name"));
+		l = json_string_value(json_object_get(lead, "last_name"));
+		snprintf(name, sizeof(name), "%s%s%s", f ? f : "", f && l ?
+		    " " : "", l ? l : "");
+		if (!*name)
+			snprintf(name, sizeof(name), "%s", json_string_value(
+			    json_object_get(lead, "email")) ? json_string_value(
+			    json_object_get(lead, "email")) : "(no name)");
+		json_object_set_new(lead, "name", json_string(name));
+		v = json_pack("{s:s, s:b, s:b, s:{s:s, s:s}, s:{s:s, s:s}, s:o, "
+		    "s:s, s:s, s:i, s:I, s:s}", "kind", "reminder", "is_reminder", 1,
+		    "copy", 0, "rep", "id", rp->id, "name", rp->name, "to", "id",
+		    rp->id, "name", rp->name, "lead", lead, "team",
+		    PQgetvalue(res, i, 3), "card_url", url, "minutes_left",
+		    atoi(PQgetvalue(res, i, 4)), "offer", (json_int_t)offer,
+		    "code", PQgetvalue(res, i, 2));
+		/* the code is the offer's already: no placeholder */
+		if (v && add_rendered(d, &b, "sms/reminder", "reminder", rp->id,
+		    rp->phone, PQgetvalue(res, i, 3), v, offer, (long long)
+		    json_integer_value(json_object_get(lead, "id")), NULL) == 0)
+			log_debug("reminding %s of offer %lld", rp->id, offer);
+		json_decref(v);
+	}
+	sms_batch_queue(d, &b);
+	sms_batch_free(&b);
+}
+
+static void
+remind(struct smsd *s)
+{
+	const struct smsgw_conf *sc = s->d->conf->sms;
+	char ms[32];
+	const char *p[1] = { ms };
+	time_t now = time(NULL);
+
+	if (!sc || !sc->reminder_ms || s->reminding || now == s->last_remind ||
+	    !router_conf(s->d->router) || db_state(s->d->db) != DB_READY)
+		return;
+	s->last_remind = now;
+	snprintf(ms, sizeof(ms), "%ld", sc->reminder_ms);
+	if (db_query(s->d->db, remind_sql, 1, p, on_remind, s) == 0)
+		s->reminding = 1;
 }
 
 static void
@@ -877,6 +985,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	sms_claim(s);
+	remind(s);
 	/* messages queued for a gateway a reload removed: the default */
 	if (sc && now - s->last_fix >= 10 && db_state(s->d->db) == DB_READY) {
 		struct buf names;

@@ -843,6 +843,10 @@ check_sms(struct conf *c, struct cfgfile_errors *errs)
 	if (!tmpl_set_get(c->templates, "sms/offer"))
 		cfgfile_error(errs, &p, "SMS needs the template sms/offer (%s/"
 		    "sms/offer.mustache)", c->templates_dir);
+	if (c->sms->reminder_ms && !tmpl_set_get(c->templates, "sms/reminder"))
+		cfgfile_error(errs, &p, "reminder needs the template sms/reminder "
+		    "(%s/sms/reminder.mustache); reminder = 0 turns them off",
+		    c->templates_dir);
 	for (size_t i = 0; i < c->sms->n; i++) {
 		const struct smsgw *g = &c->sms->v[i];
 

@@ -71,6 +71,8 @@ static const struct conf_key root_keys[] = {
 	{ "default", CONF_STR, S(default_name), "", 0, 0, NULL, 0 },
 	{ "offer_segments", CONF_INT, S(offer_segments), "2", 1, 10, NULL, 0 },
 	{ "lease", CONF_DURATION, S(lease_ms), "60s", 5000, 3600000, NULL, 0 },
+	{ "reminder", CONF_DURATION, S(reminder_ms), "1m", 0, 86400000, NULL,
+	  0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef S

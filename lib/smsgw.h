@@ -109,6 +109,8 @@ struct smsgw_conf {
 	char *path;
 	char *default_name;
 	long offer_segments;            /* 1 or 2 (up to SMS_MAX_SEGMENTS) */
+	long reminder_ms;               /* before an offer's deadline; 0 = no
+	                                 * reminders */
 	long lease_ms;
 	struct smsgw *v;
 	size_t n;

@@ -8,7 +8,7 @@ small local HTTP server.
     (the lead's summary, the code, the card link); "Y code" sent back
     through fakesmsc takes the lead; Kannel's delivery reports (8: SMSC
     accepted, 1: delivered) are recorded; the rep's replies come back by
-    SMS; HELP, NEXT, OFF/ON;
+    SMS; HELP, NEXT, OFF/ON; a reminder before the window closes, once;
   - bad input: an unknown code, an expired offer, a malformed delivery
     report, a forged request (wrong secret, address not allowed), an
     unknown number, a sender that is not a phone number; a lead's STOP,
@@ -520,6 +520,29 @@ def test_reject_by_sms_and_commands(env):
     mo(k, ANN, "NEXT")
     wait_until(lambda: texts_to(k, ANN, "No lead for you"), 15,
                what="empty queue")
+
+
+def test_reminder_before_the_window_closes(env):
+    d, k, _ = env
+    lead = capture(d, first_name="Rita")
+    oid, _, code = pending_offer(d, lead)
+    wait_until(lambda: texts_to(k, ANN, "Y %s" % code), 15, what="offer")
+    # time passes: 30 s of the window left (reminder = 1m)
+    d.psql("UPDATE offers SET created_at = now() - interval '5 minutes', "
+           "deadline = now() + interval '30 seconds' WHERE id = %d" % oid)
+    (_, _, text), = wait_until(lambda: texts_to(k, ANN, "^Reminder: "), 15,
+                               what="the reminder")
+    assert text.startswith("Reminder: Rita Doe%d, Acme, Troy MI is yours if "
+                           "you reply Y %s within 1 min: http://127.0.0.1:"
+                           "%d/r/" % (_seq[0], code, d.port)), text
+    time.sleep(1.5)
+    assert len(texts_to(k, ANN, "^Reminder: ")) == 1
+    assert d.psql("SELECT kind FROM sms WHERE offer_id = %d ORDER BY id" %
+                  oid).split() == ["offer", "reminder"]
+    # the reminder's code still answers the offer
+    mo(k, ANN, "Y %s" % code)
+    wait_until(lambda: d.psql("SELECT owner FROM leads WHERE id = %d" %
+                              lead) == "ann", 15, what="accepted")
 
 
 def test_bad_replies(env):
