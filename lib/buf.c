@@ -44,7 +44,7 @@ buf_reserve(struct buf *b, size_t extra)
 }
 
 int
-buf_append(struct buf *b, const void *p, size_t n)
+buf_append_slow(struct buf *b, const void *p, size_t n)
 {
 	if (buf_reserve(b, n) < 0)
 		return -1;
@@ -64,7 +64,7 @@ buf_puts(struct buf *b, const char *s)
 int
 buf_putc_slow(struct buf *b, char c)
 {
-	return buf_append(b, &c, 1);
+	return buf_append_slow(b, &c, 1);
 }
 
 int

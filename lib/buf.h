@@ -14,6 +14,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 struct buf {
 	char *data;     /* NUL-terminated; NULL until the first append */
@@ -27,7 +28,22 @@ struct buf {
 
 void buf_init(struct buf *b, size_t limit);
 /* Each returns 0, or -1 (and sets b->overflow) if the limit or memory ran out. */
-int buf_append(struct buf *b, const void *p, size_t n);
+int buf_append_slow(struct buf *b, const void *p, size_t n);
+
+/* Append n bytes: when they fit, inline (encoders append word by word). */
+static inline int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (n < b->cap - b->len && !b->overflow &&
+	    (!b->limit || n <= b->limit - b->len)) {
+		if (n)
+			memcpy(b->data + b->len, p, n);
+		b->len += n;
+		b->data[b->len] = '\0';
+		return 0;
+	}
+	return buf_append_slow(b, p, n);
+}
 int buf_puts(struct buf *b, const char *s);
 /* Make room for n more bytes now (encoders that know their output size). */
 int buf_grow(struct buf *b, size_t n);
