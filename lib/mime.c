@@ -756,6 +756,15 @@ static const unsigned char qp_lit[256] = {
 #undef L4
 };
 
+/* 1 if the byte at s[i] (i < len) is written as itself in quoted-printable:
+ * printable ASCII but '=', or a blank not at the end of a line. */
+static inline int
+qp_literal(const unsigned char *u, size_t i, size_t len)
+{
+	return qp_lit[u[i]] || ((u[i] == ' ' || u[i] == '\t') && i + 1 < len &&
+	    u[i + 1] != '\r' && u[i + 1] != '\n');
+}
+
 struct body_scan {
 	size_t nlen;            /* bytes, line ends normalized */
 	size_t qplen;           /* bytes of its quoted-printable form */
@@ -785,15 +794,15 @@ body_scan(const char *s, size_t len, struct body_scan *bs)
 		unsigned c = u[i];
 		size_t w;
 
-		if (qp_lit[c]) {        /* a run of literals, the common case */
+		if (qp_literal(u, i, len)) {    /* a run, the common case */
 			size_t r = 1, room = QP_LINE - 1 - qcol, rest, br;
 
-			while (i + r < len && qp_lit[u[i + r]])
+			while (i + r < len && qp_literal(u, i + r, len))
 				r++;
 			i += r;
 			nlen += r;
 			col += r;
-			is7 &= col <= LINE_7BIT;
+			is7 &= col <= LINE_7BIT;        /* all printable or tab */
 			if (r <= room) {
 				qcol += r;
 				qlen += r;
@@ -874,7 +883,7 @@ put_qp(const char *s, size_t len, char *o)
 		unsigned c = u[i];
 		size_t w;
 
-		if (qp_lit[c]) {
+		if (qp_literal(u, i, len)) {
 			/* a run of literals, to the end of the line at most */
 			size_t room = QP_LINE - 1 - col, n = 0;
 
@@ -884,7 +893,7 @@ put_qp(const char *s, size_t len, char *o)
 				col = 0;
 				room = QP_LINE - 1;
 			}
-			while (n < room && i + n < len && qp_lit[u[i + n]])
+			while (n < room && i + n < len && qp_literal(u, i + n, len))
 				n++;
 			memcpy(o, s + i, n);
 			o += n;
