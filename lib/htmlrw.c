@@ -321,13 +321,23 @@ struct attr {
 	const char *vs, *ve;    /* value with its quotes; vs == ve: none */
 };
 
+/* tags[] is sorted by strcmp(): a binary search. */
 static unsigned
 tag_flags(const char *name)
 {
-	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
-		if (tags[i].name[0] == name[0] &&
-		    strcmp(tags[i].name, name) == 0)
-			return tags[i].flags;
+	size_t lo = 0, hi = sizeof(tags) / sizeof(tags[0]);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(tags[mid].name, name);
+
+		if (c == 0)
+			return tags[mid].flags;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return 0;
 }
 
@@ -906,17 +916,25 @@ tw_ascii(struct tw *w, const char *s, size_t n)
 {
 	size_t room;
 
-	tw_char(w, s, 1, (unsigned char)s[0]);  /* may end a CJK word */
-	if (--n == 0)
-		return;
-	s++;
+	/* what tw_char() does for each: the first may end a CJK word */
+	if (w->word.len && !w->pre && is_cjk(w->last) &&
+	    !in_set((unsigned char)s[0], no_start) &&
+	    !in_set(w->last, no_end)) {
+		tw_flush(w);
+		w->glue = 1;
+	}
 	buf_append(&w->word, s, n);
 	w->wordw += (int)n;
 	w->last = (unsigned char)s[n - 1];
 	if (w->inlink && w->ltext.len < TW_LINKTEXT) {
-		room = TW_LINKTEXT - w->ltext.len;
-		buf_append(&w->ltext, s, n < room ? n : room);
+		if (w->lspace && w->ltext.len)
+			buf_putc(&w->ltext, ' ');
+		buf_putc(&w->ltext, s[0]);
+		room = w->ltext.len < TW_LINKTEXT ? TW_LINKTEXT -
+		    w->ltext.len : 0;
+		buf_append(&w->ltext, s + 1, n - 1 < room ? n - 1 : room);
 	}
+	w->lspace = 0;
 }
 
 /* Text with references (attr: in an attribute value). */
