@@ -124,6 +124,16 @@ proc_drop_privileges(const char *user, uid_t uid, gid_t gid, char *err,
 		snprintf(err, n, "could regain root after dropping to %s", user);
 		return -1;
 	}
+	/* libraries look in $HOME (libesmtp for client certificates): the
+	 * new user's, not root's, which it cannot read */
+	{
+		struct passwd *pw = getpwuid(uid);
+
+		if (pw && pw->pw_dir && setenv("HOME", pw->pw_dir, 1) < 0) {
+			snprintf(err, n, "cannot set HOME: %s", strerror(errno));
+			return -1;
+		}
+	}
 	return 0;
 }
 

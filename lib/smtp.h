@@ -1,19 +1,13 @@
 /*
- * smtp - hand messages to an SMTP server: one blocking session, many
- * messages, each recipient's outcome recorded.
+ * smtp - hand messages to an SMTP server with libesmtp: one blocking
+ * session, many messages, each recipient's outcome recorded.
  *
- * Runs on a worker thread (workq), never on the loop. Its own client (no
- * library): EHLO (HELO for old servers), STARTTLS on the caller's shared
- * SSL_CTX (required, opportunistic or off; with verification, the chain
- * and the host name or IP address are checked), AUTH PLAIN or LOGIN when a
- * user is configured (never in the clear unless TLS is off by choice),
- * and with PIPELINING one write and one round trip per message: a
- * message's content goes out with the next message's MAIL, RCPT and DATA
- * (RFC 2920). Every command waits at most the timeout for its reply.
+ * Runs on a worker thread (workq), never on the loop. TLS uses the
+ * caller's shared SSL_CTX (STARTTLS required, opportunistic or off); AUTH
+ * PLAIN/LOGIN through libesmtp's SASL client when a user is configured.
  * A reply is classified here: 2xx sent, 4xx (and a session that failed
- * before the server answered: code 0, the reason in text) deferred, 5xx
- * failed. It does not retry, look up MX hosts (dns.c) or decide on bounces
- * (the caller does).
+ * before the server answered) deferred, 5xx failed. It does not retry,
+ * look up MX hosts (dns.c) or decide on bounces (the caller does).
  */
 #ifndef LEADCAST_SMTP_H
 #define LEADCAST_SMTP_H
@@ -50,7 +44,7 @@ struct smtp_msg {
 	char text[256];                 /* the server's words, or ours */
 };
 
-/* Once per process, before any session (nothing to do now). */
+/* Once per process, before any session. */
 void smtp_global_init(void);
 /*
  * Send msgs[0..n) in one session. Fills every message's outcome. Returns
@@ -59,26 +53,22 @@ void smtp_global_init(void);
 size_t smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n);
 
 /*
- * The same, one message at a time, so that the caller can make the next
- * message while the server takes the last (and keep only a few in
- * memory). smtp_open() connects and does EHLO, STARTTLS and AUTH as r
- * says: NULL and err (size n) if that failed. smtp_add() sends m's
- * envelope; with PIPELINING, the content of the message added before goes
- * out in the same write, and the replies owed so far are read first. When
- * it returns, every message added before the one before m has its
- * outcome (without PIPELINING, m too); m (its data included) must stay
- * valid until then. It returns -1 once the session has failed: m and the
- * messages still in flight stay deferred, the reason in their text (code
- * 0, or the server's 421). smtp_close() finishes the last messages, says
- * QUIT and frees the session: then every message added has its outcome.
- * r must outlive the session.
+ * The same, one message at a time: smtp_open() starts a session (libesmtp
+ * connects only when it runs: a failure to connect, negotiate TLS or
+ * authenticate shows in the outcomes); smtp_add() takes a copy of m's
+ * envelope and content (the caller may reuse its buffers at once) and
+ * keeps m, which
+ * must stay valid until smtp_close(); smtp_close() runs the session (one
+ * connection, commands pipelined when the server offers PIPELINING), fills
+ * every message's outcome and frees the session. smtp_add() returns -1
+ * (m deferred, the reason in its text) when it could not take m.
  */
 struct smtp_session;
 struct smtp_session *smtp_open(const struct smtp_relay *r, char *err,
     size_t n);
 int smtp_add(struct smtp_session *s, struct smtp_msg *m);
 void smtp_close(struct smtp_session *s);
-/* Why the session failed ("" if it has not). */
+/* Why the session cannot take more ("" if it can). */
 const char *smtp_error(const struct smtp_session *s);
 
 #endif
