@@ -367,10 +367,11 @@ dkim_canon_line(struct buf *b, const char *s, size_t n)
 	}
 }
 
-/* 1 if s (n bytes) holds two spaces in a row. Eight bytes at a time: a
- * byte is a space where its bit 7 is set in t (exact, no carries between
- * bytes), two in a row where t and t shifted by a byte share a bit. */
-static int
+/* Offset of the first two spaces in a row in s (n bytes), n if none.
+ * Eight bytes at a time: a byte is a space where its bit 7 is set in t
+ * (exact, no carries between bytes), two in a row where t and t shifted
+ * by a byte share a bit; the place is then found byte by byte. */
+static size_t
 dkim_two_spaces(const char *s, size_t n)
 {
 	const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
@@ -379,18 +380,17 @@ dkim_two_spaces(const char *s, size_t n)
 	for (; i + 8 <= n; i += 8) {
 		uint64_t x, t;
 
-		if (i > 0 && s[i - 1] == ' ' && s[i] == ' ')
-			return 1;
 		memcpy(&x, s + i, 8);
 		x ^= 0x2020202020202020ULL;
 		t = ~(((x & low7) + low7) | x | low7);
-		if (t & (t >> 8))
-			return 1;
+		if ((t & (t >> 8)) || (i + 8 < n && s[i + 7] == ' ' &&
+		    s[i + 8] == ' '))
+			break;
 	}
-	for (i = i > 0 ? i - 1 : 0; i + 1 < n; i++)
+	for (; i + 1 < n; i++)
 		if (s[i] == ' ' && s[i + 1] == ' ')
-			return 1;
-	return 0;
+			return i;
+	return n;
 }
 
 /*
@@ -405,10 +405,12 @@ static int
 dkim_body_hash(const EVP_MD *sha256, const char *msg, size_t len,
     size_t off, unsigned char dig[32], char *err, size_t n)
 {
-	const char *body = msg + off;
-	size_t blen = len - off, region = off, done = off, empty = 0, i = off;
-	int tabs = memchr(body, '\t', blen) != NULL;
-	int twosp = dkim_two_spaces(body, blen);
+	const char *t = memchr(msg + off, '\t', len - off);
+	size_t region = off, done = off, empty = 0, i = off;
+	/* where the next tab and the next two spaces are, at or after i
+	 * (len: none); found again only once i has passed them */
+	size_t tab = t ? (size_t)(t - msg) : len;
+	size_t twosp = off + dkim_two_spaces(msg + off, len - off);
 	struct buf line = BUF_INIT;
 	EVP_MD_CTX *md;
 	int ok, rc = -1;
@@ -446,9 +448,13 @@ dkim_body_hash(const EVP_MD *sha256, const char *msg, size_t len,
 			i = next;
 			continue;
 		}
-		clean = nl && msg[le - 1] != ' ' &&
-		    !(tabs && memchr(msg + i, '\t', le - i)) &&
-		    !(twosp && dkim_two_spaces(msg + i, le - i));
+		if (tab < i) {
+			t = memchr(msg + i, '\t', len - i);
+			tab = t ? (size_t)(t - msg) : len;
+		}
+		if (twosp < i)
+			twosp = i + dkim_two_spaces(msg + i, len - i);
+		clean = nl && msg[le - 1] != ' ' && tab >= le && twosp >= le;
 		if (clean && i - done == 2 * empty) {
 			done = next;    /* the run goes on over it */
 			empty = 0;
