@@ -71,16 +71,28 @@
 #define MAX_BACKOFF_MS  (3600L * 1000)
 #define CODE_MARK       "\xc2\xa7\xc2\xa7\xc2\xa7\xc2\xa7"  /* "§§§§" */
 
+struct job;
+
+/* A gateway's runtime state. Claims run ahead of the connections (up to
+ * AHEAD times as many messages, all leased): the claimed wait in a local
+ * queue and go out as connections free, without a claim each. */
 struct gwstate {
 	char name[65];
 	double tokens;
 	struct timespec refill;
 	int inflight;
 	int claiming;
+	struct job *qhead, *qtail;      /* claimed, not yet sent */
+	int queued;
 };
+#define AHEAD 4
 
 struct smsd {
 	struct lc_daemon *d;
+	struct db *db;                  /* a session of its own: texts, reports
+	                                 * and replies do not queue behind
+	                                 * captures (gateways wait for our
+	                                 * answers to their reports) */
 	struct event *tick;
 	struct evdns_base *dns;
 	SSL_CTX *ssl;                   /* the system's CAs */
@@ -94,6 +106,11 @@ struct smsd {
 	size_t ngw;
 	time_t last_fix, last_remind;
 	int reminding;                  /* a reminder query in flight */
+	int closing;                    /* sms_free: start nothing */
+	/* texts accepted by their gateways, recorded together (sent_batch) */
+	struct buf sent_ids, sent_msgids, sent_at;
+	int nsent;
+	struct event *ev_flush;
 	struct metric *m_sent, *m_retry, *m_failed, *m_failover,
 	    *m_delivered, *m_dlr_failed, *m_in, *m_refused;
 };
@@ -286,7 +303,8 @@ sms_batch_queue(struct lc_daemon *d, struct sms_batch *b)
 	if (!b->n)
 		return;
 	sms_batch_params(b, p);
-	if (db_query(d->db, sms_queue_sql, SMS_BATCH_COLS, p, on_queued, NULL) < 0)
+	if (db_query(d->sms ? d->sms->db : d->db, sms_queue_sql,
+	    SMS_BATCH_COLS, p, on_queued, NULL) < 0)
 		log_warn("queuing SMS: the database queue is full");
 }
 
@@ -319,8 +337,10 @@ struct job {
 	long long id;
 	int attempts, ucs2, segments;
 	int tls;                        /* https: TLS errors say why */
+	int started;                    /* counted in inflight */
 	char *to, *text;
 	struct evhttp_connection *conn;
+	struct job *next;               /* in its gateway's local queue */
 };
 
 static struct gwstate *
@@ -364,7 +384,7 @@ refill(struct gwstate *st, long rate)
 static void
 job_free(struct job *j)
 {
-	if (j->st)
+	if (j->st && j->started)
 		j->st->inflight--;
 	conf_unref(j->conf);
 	free(j->to);
@@ -373,6 +393,7 @@ job_free(struct job *j)
 }
 
 static void sms_claim(struct smsd *s);
+static void dispatch(struct gwstate *st);
 
 static void
 on_recorded(void *arg, const PGresult *res, const char *err)
@@ -384,7 +405,8 @@ on_recorded(void *arg, const PGresult *res, const char *err)
 		    "will be sent again)", err);
 		return;
 	}
-	if (PQntuples(res) == 1 && strtoll(PQgetvalue(res, 0, 1), NULL, 10) > 0)
+	if (PQntuples(res) == 1 && PQnfields(res) > 1 &&
+	    strtoll(PQgetvalue(res, 0, 1), NULL, 10) > 0)
 		sender_kick(s->d->sender);      /* a fallback email */
 }
 
@@ -429,6 +451,7 @@ job_done(struct job *j, enum smsgw_outcome oc, const char *msgid,
 {
 	struct smsd *s = j->s;
 	const struct smsgw *g = j->g;
+	struct gwstate *st;
 	char id[32], node[32], delay[32];
 	const char *p[7] = { id, node, NULL, msgid, why, delay, NULL };
 	long ms = 0;
@@ -436,10 +459,29 @@ job_done(struct job *j, enum smsgw_outcome oc, const char *msgid,
 	snprintf(id, sizeof(id), "%lld", j->id);
 	snprintf(node, sizeof(node), "%lld", s->d->node_id);
 	if (oc == SMSGW_SENT) {
-		p[2] = "sent";
+		struct timespec now;
+		char at[48];
+
 		metric_add(s->m_sent, 1);
 		log_debug("sms %lld to %s sent through %s%s%s", j->id, j->to,
 		    g->name, *msgid ? " as " : "", msgid);
+		/* recorded with the others of this loop turn: one statement */
+		clock_gettime(CLOCK_REALTIME, &now);
+		snprintf(at, sizeof(at), "%lld.%06ld", (long long)now.tv_sec,
+		    now.tv_nsec / 1000);
+		db_array_add(&s->sent_ids, id);
+		db_array_add(&s->sent_msgids, *msgid ? msgid : NULL);
+		db_array_add(&s->sent_at, at);
+		if (s->nsent++ == 0) {
+			struct timeval zero = { 0, 0 };
+
+			event_add(s->ev_flush, &zero);
+		}
+		st = j->st;
+		job_free(j);
+		dispatch(st);
+		sms_claim(s);
+		return;
 	} else if (oc == SMSGW_RETRY && j->attempts <= g->retries) {
 		p[2] = "retry";
 		ms = g->retry_base_ms << (j->attempts > 12 ? 12 :
@@ -463,10 +505,48 @@ job_done(struct job *j, enum smsgw_outcome oc, const char *msgid,
 		    g->name, why);
 	}
 	snprintf(delay, sizeof(delay), "%ld", ms);
-	if (db_query(s->d->db, record_sql, 7, p, on_recorded, s) < 0)
+	if (db_query(s->db, record_sql, 7, p, on_recorded, s) < 0)
 		log_error("recording sms %lld: the database queue is full", j->id);
+	st = j->st;
 	job_free(j);
+	dispatch(st);
 	sms_claim(s);
+}
+
+/* The texts accepted since the last flush, in one statement: sent at
+ * the time each answer came (not when the statement ran). */
+static const char sent_sql[] =
+    "UPDATE sms s SET status = CASE WHEN s.status = 'sending' THEN 'sent' "
+    "ELSE s.status END, sent_at = to_timestamp(x.at), gateway_msgid = "
+    "coalesce(x.msgid, s.gateway_msgid), lease_until = NULL, updated_at = "
+    "now() FROM unnest($1::bigint[], $2::text[], $3::float8[]) AS x(id, "
+    "msgid, at) WHERE s.id = x.id AND s.node_id = $4::bigint AND s.status "
+    "IN ('sending', 'delivered', 'failed')";
+
+static void
+flush_sent(evutil_socket_t fd, short what, void *arg)
+{
+	struct smsd *s = arg;
+	char node[32];
+	const char *p[4];
+
+	(void)fd;
+	(void)what;
+	if (!s->nsent)
+		return;
+	snprintf(node, sizeof(node), "%lld", s->d->node_id);
+	p[0] = db_array_end(&s->sent_ids);
+	p[1] = db_array_end(&s->sent_msgids);
+	p[2] = db_array_end(&s->sent_at);
+	p[3] = node;
+	if (db_query(s->db, sent_sql, 4, p, on_recorded, s) < 0)
+		log_error("recording %d sent SMS: the database queue is full "
+		    "(their leases will lapse and they will be sent again)",
+		    s->nsent);
+	buf_reset(&s->sent_ids);
+	buf_reset(&s->sent_msgids);
+	buf_reset(&s->sent_at);
+	s->nsent = 0;
 }
 
 static void
@@ -750,10 +830,26 @@ job_start(struct job *j)
 	int r;
 
 	j->st->inflight++;
+	j->started = 1;
 	r = j->g->type == SMSGW_EMAIL2SMS ? email_send(j, why, sizeof(why)) :
 	    http_send(j, why, sizeof(why));
 	if (r < 0)
 		job_done(j, SMSGW_REJECTED, "", why);
+}
+
+/* Start queued messages while the gateway has free connections. */
+static void
+dispatch(struct gwstate *st)
+{
+	while (st->qhead && st->inflight < st->qhead->g->connections) {
+		struct job *j = st->qhead;
+
+		if (!(st->qhead = j->next))
+			st->qtail = NULL;
+		st->queued--;
+		j->next = NULL;
+		job_start(j);
+	}
 }
 
 struct claim {
@@ -795,8 +891,15 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 			job_free(j);
 			continue;
 		}
-		job_start(j);
+		if (c->st->qtail)
+			c->st->qtail->next = j;
+		else
+			c->st->qhead = j;
+		c->st->qtail = j;
+		c->st->queued++;
 	}
+	if (!s->closing)
+		dispatch(c->st);
 	n = n > 0 && n == c->want;
 	conf_unref(c->conf);
 	free(c);
@@ -821,7 +924,7 @@ sms_claim(struct smsd *s)
 	struct lc_daemon *d = s->d;
 	const struct smsgw_conf *sc = d->conf->sms;
 
-	if (!sc || d->stopping || db_state(d->db) != DB_READY || !d->node_id)
+	if (!sc || d->stopping || db_state(s->db) != DB_READY || !d->node_id)
 		return;
 	for (size_t i = 0; i < sc->n; i++) {
 		const struct smsgw *g = &sc->v[i];
@@ -834,7 +937,7 @@ sms_claim(struct smsd *s)
 		if (!st || st->claiming)
 			continue;
 		refill(st, g->rate);
-		n = (int)g->connections - st->inflight;
+		n = (int)g->connections * AHEAD - st->inflight - st->queued;
 		if (n > CLAIM_MAX)
 			n = CLAIM_MAX;
 		if (st->tokens < (double)n)
@@ -852,7 +955,7 @@ sms_claim(struct smsd *s)
 		snprintf(lease, sizeof(lease), "%ld", sc->lease_ms);
 		snprintf(node, sizeof(node), "%lld", d->node_id);
 		st->claiming = 1;
-		if (db_query(d->db, claim_sql, 4, p, on_claimed, c) < 0) {
+		if (db_query(s->db, claim_sql, 4, p, on_claimed, c) < 0) {
 			st->claiming = 0;
 			if (g->rate > 0)
 				st->tokens += n;
@@ -875,9 +978,12 @@ sms_idle(const struct smsd *s)
 	if (!s)
 		return 1;
 	for (size_t i = 0; i < s->ngw; i++)
-		if (s->gw[i]->inflight || s->gw[i]->claiming)
+		if (s->gw[i]->inflight || s->gw[i]->claiming ||
+		    s->gw[i]->queued)
 			return 0;
-	return !s->reminding;
+	/* and its outcomes recorded (else the leases lapse: sent twice) */
+	return !s->reminding && !s->nsent && (db_pending(s->db) == 0 ||
+	    db_state(s->db) != DB_READY);
 }
 
 /* ---- reminders ---------------------------------------------------------------------- */
@@ -967,11 +1073,11 @@ remind(struct smsd *s)
 	time_t now = time(NULL);
 
 	if (!sc || !sc->reminder_ms || s->reminding || now == s->last_remind ||
-	    !router_conf(s->d->router) || db_state(s->d->db) != DB_READY)
+	    !router_conf(s->d->router) || db_state(s->db) != DB_READY)
 		return;
 	s->last_remind = now;
 	snprintf(ms, sizeof(ms), "%ld", sc->reminder_ms);
-	if (db_query(s->d->db, remind_sql, 1, p, on_remind, s) == 0)
+	if (db_query(s->db, remind_sql, 1, p, on_remind, s) == 0)
 		s->reminding = 1;
 }
 
@@ -987,7 +1093,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	sms_claim(s);
 	remind(s);
 	/* messages queued for a gateway a reload removed: the default */
-	if (sc && now - s->last_fix >= 10 && db_state(s->d->db) == DB_READY) {
+	if (sc && now - s->last_fix >= 10 && db_state(s->db) == DB_READY) {
 		struct buf names;
 		const char *p[2];
 
@@ -997,7 +1103,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 			db_array_add(&names, sc->v[i].name);
 		p[0] = db_array_end(&names);
 		p[1] = sc->v[sc->def].name;
-		db_query(s->d->db, "UPDATE sms SET gateway = $2 WHERE status = "
+		db_query(s->db, "UPDATE sms SET gateway = $2 WHERE status = "
 		    "'queued' AND gateway <> ALL($1::text[])", 2, p, NULL, NULL);
 		buf_free(&names);
 	}
@@ -1134,6 +1240,15 @@ static const char dlr_sql[] =
     "o, u WHERE $5 = 'failed' AND o.lead_id IS NOT NULL) "
     "SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)";
 
+/* An interim report (buffered, accepted by the SMSC): only noted. */
+static const char dlr_pending_sql[] =
+    "WITH u AS (UPDATE sms SET dlr_status = $4, gateway_msgid = "
+    "coalesce(gateway_msgid, nullif($3, '')), updated_at = now() WHERE "
+    "id = (SELECT id FROM sms WHERE gateway = $1 AND status <> 'queued' AND "
+    "((NOT $2::bigint IS NULL AND id = $2::bigint) OR ($2::bigint IS NULL "
+    "AND gateway_msgid = $3)) ORDER BY id LIMIT 1) RETURNING 1) "
+    "SELECT (SELECT count(*) FROM u), 0";
+
 /* GET|POST /sms/dlr/{gateway} */
 static void
 dlr(struct httpd_req *r, void *arg)
@@ -1189,7 +1304,9 @@ dlr(struct httpd_req *r, void *arg)
 	p[2] = msgid ? msgid : "";
 	p[3] = status;
 	p[4] = q->mapped;
-	if (db_query(s->d->db, dlr_sql, 5, p, on_dlr, q) < 0) {
+	if (db_query(s->db, strcmp(q->mapped, "pending") ? dlr_sql :
+	    dlr_pending_sql, strcmp(q->mapped, "pending") ? 5 : 4, p, on_dlr,
+	    q) < 0) {
 		httpd_reply_error(r, 503, NULL, "the database queue is full");
 		free(q);
 	}
@@ -1232,7 +1349,7 @@ in_finish(struct inreq *q, const char *sender, const char *command,
 
 	snprintf(lead, sizeof(lead), "%lld", q->lead);
 	p[6] = q->lead > 0 ? lead : NULL;
-	db_query(q->s->d->db, "INSERT INTO sms_in (gateway, from_number, "
+	db_query(q->s->db, "INSERT INTO sms_in (gateway, from_number, "
 	    "to_number, body, sender, rep_id, lead_id, command) VALUES ($1, $2, "
 	    "$3, $4, $5, $6, $7::bigint, $8)", 8, p, NULL, NULL);
 	if (reply)
@@ -1394,7 +1511,7 @@ rep_command(struct inreq *q)
 		p[1] = q->code;
 		/* the offer with this code (the pending one first), or the
 		 * rep's only pending offer for a bare Y/N */
-		if (db_query(q->s->d->db, *rest ? "SELECT id, code FROM offers "
+		if (db_query(q->s->db, *rest ? "SELECT id, code FROM offers "
 		    "WHERE rep_id = $1 AND code = $2 ORDER BY status = 'pending' "
 		    "DESC, id DESC LIMIT 1" : "SELECT id, code FROM offers WHERE "
 		    "rep_id = $1 AND status = 'pending' AND code IS NOT NULL AND "
@@ -1466,7 +1583,7 @@ lead_message(struct inreq *q)
 
 		snprintf(q->cmd, sizeof(q->cmd), "%s", on ? "start" : "stop");
 		p[1] = on ? "t" : "f";
-		if (db_query(q->s->d->db, "WITH u AS (UPDATE leads SET "
+		if (db_query(q->s->db, "WITH u AS (UPDATE leads SET "
 		    "sms_consent = $2::bool, sms_consent_at = now(), updated_at = "
 		    "now() WHERE id = $1::bigint RETURNING id) INSERT INTO events "
 		    "(type, lead_id, data) SELECT CASE WHEN $2::bool THEN "
@@ -1481,7 +1598,7 @@ lead_message(struct inreq *q)
 	js = json_dumps(data, JSON_COMPACT);
 	json_decref(data);
 	p[1] = js;
-	if (!js || db_query(q->s->d->db, "INSERT INTO events (type, lead_id, "
+	if (!js || db_query(q->s->db, "INSERT INTO events (type, lead_id, "
 	    "data) VALUES ('reply', $1::bigint, $2::jsonb)", 2, p,
 	    on_lead_update, q) < 0)
 		in_finish(q, "lead", q->cmd, NULL);
@@ -1577,7 +1694,7 @@ inbound(struct httpd_req *r, void *arg)
 		goto out;
 	}
 	p[0] = q->from;
-	if (db_query(s->d->db, "SELECT id FROM leads WHERE phone = $1 ORDER BY "
+	if (db_query(s->db, "SELECT id FROM leads WHERE phone = $1 ORDER BY "
 	    "id LIMIT 1", 1, p, on_lead_of, q) < 0) {
 		httpd_reply_error(r, 503, NULL, "the database queue is full");
 		in_free(q);
@@ -1688,7 +1805,7 @@ report(struct httpd_req *r, void *arg)
 	q->r = r;
 	q->since = t;
 	snprintf(e, sizeof(e), "%lld", (long long)t);
-	if (db_query(s->d->db, report_sql, 1, p, on_report, q) < 0) {
+	if (db_query(s->db, report_sql, 1, p, on_report, q) < 0) {
 		httpd_reply_error(r, 503, NULL, "the database queue is full");
 		free(q);
 	}
@@ -1711,6 +1828,10 @@ sms_new(struct lc_daemon *d)
 	if (!s)
 		return NULL;
 	s->d = d;
+	if (!(s->db = db_new(d->base, d->conninfo))) {
+		free(s);
+		return NULL;
+	}
 	if (!(s->dns = evdns_base_new(d->base,
 	    EVDNS_BASE_INITIALIZE_NAMESERVERS)))
 		s->dns = evdns_base_new(d->base, 0);     /* no resolv.conf */
@@ -1723,6 +1844,10 @@ sms_new(struct lc_daemon *d)
 	SSL_CTX_set_default_verify_paths(s->ssl);
 	s->tick = event_new(d->base, -1, EV_PERSIST, on_tick, s);
 	event_add(s->tick, &tick);
+	s->ev_flush = event_new(d->base, -1, 0, flush_sent, s);
+	buf_init(&s->sent_ids, 0);
+	buf_init(&s->sent_msgids, 0);
+	buf_init(&s->sent_at, 0);
 #define M(v, lbl) s->v = metrics_counter("leadcast_sms_total", \
 	"SMS sent, retried, failed over, failed, delivered, received.", \
 	"what=\"" lbl "\"")
@@ -1736,6 +1861,7 @@ sms_new(struct lc_daemon *d)
 	M(m_refused, "refused");
 #undef M
 	db_listen(d->db, "leadcast_sms", on_sms_wake, s);
+	db_start(s->db);
 	httpd_add_routes(d->httpd, routes, sizeof(routes) / sizeof(routes[0]),
 	    s);
 	return s;
@@ -1747,6 +1873,13 @@ sms_free(struct smsd *s)
 	if (!s)
 		return;
 	event_free(s->tick);
+	flush_sent(-1, 0, s);
+	event_free(s->ev_flush);
+	buf_free(&s->sent_ids);
+	buf_free(&s->sent_msgids);
+	buf_free(&s->sent_at);
+	s->closing = 1;
+	db_free(s->db);
 	if (s->dns)
 		evdns_base_free(s->dns, 0);
 	SSL_CTX_free(s->ssl);
@@ -1755,8 +1888,15 @@ sms_free(struct smsd *s)
 		SSL_CTX_free(s->cas[i].ctx);
 	}
 	free(s->cas);
-	for (size_t i = 0; i < s->ngw; i++)
+	for (size_t i = 0; i < s->ngw; i++) {
+		struct job *j, *next;
+
+		for (j = s->gw[i]->qhead; j; j = next) {
+			next = j->next;
+			job_free(j);    /* leased: sent again after the lease */
+		}
 		free(s->gw[i]);
+	}
 	free(s->gw);
 	free(s);
 }

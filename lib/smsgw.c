@@ -44,7 +44,7 @@ static const struct conf_key gw_keys[] = {
 	{ "username", CONF_STR, G(username), "", 0, 0, NULL, 0 },
 	{ "password", CONF_STR, G(password), "", 0, 0, NULL, 0 },
 	{ "password_file", CONF_PATH, G(password_file), "", 0, 0, NULL, 0 },
-	{ "dlr_mask", CONF_INT, G(dlr_mask), "31", 0, 31, NULL, 0 },
+	{ "dlr_mask", CONF_INT, G(dlr_mask), "19", 0, 31, NULL, 0 },
 	{ "smsc", CONF_STR, G(smsc), "", 0, 0, NULL, 0 },
 	{ "method", CONF_ENUM, G(method), "POST", 0, 0, methods, 0 },
 	{ "body", CONF_STR, G(body), "", 0, 0, NULL, 0 },
