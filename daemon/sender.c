@@ -156,7 +156,8 @@ link_store(struct sender *s, uint64_t campaign, const char *url,
 struct item {
 	uint64_t id, campaign_id;
 	char *campaign, *email;
-	json_t *lead;
+	json_t *lead;                   /* parsed on the worker, from: */
+	char *lead_text;                /* the row's JSON (claims) */
 	int attempts, blocked;
 	long long age_s;                /* since the row was created */
 	/* outcome */
@@ -187,6 +188,7 @@ batch_free(struct batch *b)
 		free(b->items[i].campaign);
 		free(b->items[i].email);
 		json_decref(b->items[i].lead);
+		free(b->items[i].lead_text);
 		compose_out_free(&b->items[i].out);
 	}
 	free(b->items);
@@ -527,6 +529,10 @@ compose_item(struct composer *c, struct item *it, struct compose_out *out)
 		return 0;
 	}
 	compose_out_reset(out);
+	if (!it->lead && it->lead_text)         /* the loop only copied it */
+		it->lead = json_loads(it->lead_text, 0, NULL);
+	if (!it->lead)
+		it->lead = json_object();
 	switch (compose_message(&c->sp, it->id, it->email, it->lead, out)) {
 	case COMPOSE_OK:
 		snprintf(it->message_id, sizeof(it->message_id), "%s",
@@ -911,11 +917,9 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 		it->campaign = strdup(PQgetvalue(res, i, 2));
 		it->email = strdup(PQgetvalue(res, i, 3));
 		it->attempts = atoi(PQgetvalue(res, i, 4));
-		it->lead = json_loads(PQgetvalue(res, i, 5), 0, NULL);
+		it->lead_text = strdup(PQgetvalue(res, i, 5));
 		it->blocked = PQgetvalue(res, i, 6)[0] == 't';
 		it->age_s = strtoll(PQgetvalue(res, i, 7), NULL, 10);
-		if (!it->lead)
-			it->lead = json_object();
 	}
 	s->active++;
 	if (workq_post(s->d->workq, batch_work, batch_done, b) < 0) {
