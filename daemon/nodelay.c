@@ -1,14 +1,16 @@
 /*
  * nodelay - TCP_NODELAY on every TCP connection leadcastd makes.
  *
- * libesmtp has no hook for socket options, and with Nagle's algorithm the
- * end of each message (a small write after large ones) waits for the
- * peer's delayed ACK: about 40 ms per message, so a session sends some 25
- * messages a second on an idle machine. This file defines connect() in the
- * daemon's executable; the dynamic linker binds the libraries' calls to
- * it, and it turns Nagle off before the C library's connect() runs. Every
- * protocol leadcastd speaks is request/response, so none wants Nagle.
- * It changes nothing else about the call.
+ * The libraries leadcastd drives (libetpan, ldns, libpq) have no hook for
+ * socket options, and with Nagle's algorithm the end of a request (a
+ * small write after large ones) waits for the peer's delayed ACK, some
+ * 40 ms (it held each message's end when SMTP went through libesmtp; the
+ * SMTP client, lib/smtp.c, now sets TCP_NODELAY itself). This file
+ * defines connect() in the daemon's executable; the dynamic linker binds
+ * the libraries' calls to it, and it turns Nagle off before the C
+ * library's connect() runs. Every protocol leadcastd speaks is
+ * request/response, so none wants Nagle. It changes nothing else about
+ * the call.
  */
 #include <dlfcn.h>
 #include <netinet/in.h>

@@ -1,6 +1,7 @@
 /*
- * workq - a pool of threads for the blocking libraries (libesmtp, libetpan,
- * ldns, pg_ctl), whose results come back to the event loop.
+ * workq - a pool of threads for blocking work (SMTP sessions and the
+ * messages composed for them, libetpan, ldns, pg_ctl), whose results come
+ * back to the event loop.
  *
  * The loop posts a job: work(arg) runs on a worker thread, then done(arg)
  * runs on the loop thread, woken through an eventfd (the memcached thread.c
