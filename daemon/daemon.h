@@ -193,6 +193,11 @@ int router_answer(struct router *r, long long offer, const char *rep,
  * queued. */
 int router_set_duty(struct router *r, const char *rep, int on,
     db_result_fn *cb, void *arg);
+/* leads.c: record event (a JSON object with "type", stolen) on lead and
+ * score it, as POST /api/v1/events does; cb gets the status and the lead
+ * (or an error document), owned. */
+void leads_event(struct lc_daemon *d, long long lead, json_t *event,
+    sender_action_fn *cb, void *arg);
 /* leads.c: leads_next for callers other than HTTP: cb gets the status and
  * document POST /api/v1/reps/{rep}/next would answer with (owned). */
 void leads_next_cb(struct lc_daemon *d, const char *rep,

@@ -459,6 +459,61 @@ rescore_new(struct lc_daemon *d, long long id, json_t *event,
 	return rs;
 }
 
+/* leads_event: a behavior event from another module, scored like
+ * POST /api/v1/events. */
+struct evcb {
+	sender_action_fn *cb;
+	void *arg;
+};
+
+static void
+on_event_done(struct rescore *rs, int status, json_t *doc)
+{
+	struct evcb *e = rs->arg;
+
+	e->cb(e->arg, status, doc);
+	free(e);
+}
+
+static void
+on_event_loaded(void *arg, const PGresult *res, const char *err)
+{
+	struct rescore *rs = arg;
+
+	if (err)
+		rescore_finish(rs, 503, error_doc(NULL, "%s", err));
+	else if (PQntuples(res) != 1)
+		rescore_finish(rs, 404, error_doc("lead", "no lead %lld",
+		    rs->id));
+	else
+		rescore_start(rs, col_json(res, 0, 0), col_json(res, 0, 1));
+}
+
+void
+leads_event(struct lc_daemon *d, long long lead, json_t *event,
+    sender_action_fn *cb, void *arg)
+{
+	struct evcb *e = calloc(1, sizeof(*e));
+	struct rescore *rs;
+	char id[32];
+	const char *p[1] = { id };
+
+	if (!e || !(rs = rescore_new(d, lead, event, on_event_done, e))) {
+		if (!e)
+			json_decref(event);
+		free(e);
+		cb(arg, 503, error_doc(NULL, "out of memory"));
+		return;
+	}
+	e->cb = cb;
+	e->arg = arg;
+	rs->record = 1;
+	snprintf(id, sizeof(id), "%lld", lead);
+	if (db_query(d->db, reload_sql, 1, p, on_event_loaded, rs) < 0)
+		rescore_finish(rs, 503, error_doc(NULL, "the database queue is "
+		    "full"));
+}
+
 /* ---- capture ------------------------------------------------------------------------ */
 
 struct capture {

@@ -1567,6 +1567,19 @@ on_lead_update(void *arg, const PGresult *res, const char *err)
 }
 
 static void
+on_reply_scored(void *arg, int status, json_t *doc)
+{
+	struct inreq *q = arg;
+
+	if (status >= 300)
+		log_warn("sms from lead %lld: recording the reply: %s", q->lead,
+		    json_string_value(json_object_get(json_object_get(doc,
+		    "error"), "message")));
+	json_decref(doc);
+	in_finish(q, "lead", q->cmd, NULL);
+}
+
+static void
 lead_message(struct inreq *q)
 {
 	static const char *const stop[] = { "STOP", "STOPALL", "UNSUBSCRIBE",
@@ -1574,8 +1587,6 @@ lead_message(struct inreq *q)
 	static const char *const start[] = { "START", "UNSTOP", "YES", NULL };
 	char id[32];
 	const char *p[3] = { id, NULL, NULL };
-	json_t *data;
-	char *js;
 
 	snprintf(id, sizeof(id), "%lld", q->lead);
 	if (word_is(q->text, stop) || word_is(q->text, start)) {
@@ -1593,16 +1604,10 @@ lead_message(struct inreq *q)
 		return;
 	}
 	snprintf(q->cmd, sizeof(q->cmd), "reply");
-	data = json_pack("{s:s, s:s, s:s}", "channel", "sms", "gateway",
-	    q->gateway, "text", q->text);
-	js = json_dumps(data, JSON_COMPACT);
-	json_decref(data);
-	p[1] = js;
-	if (!js || db_query(q->s->db, "INSERT INTO events (type, lead_id, "
-	    "data) VALUES ('reply', $1::bigint, $2::jsonb)", 2, p,
-	    on_lead_update, q) < 0)
-		in_finish(q, "lead", q->cmd, NULL);
-	free(js);
+	/* a reply event, scored (behavior rules on "reply") */
+	leads_event(q->s->d, q->lead, json_pack("{s:s, s:s, s:s, s:s}", "type",
+	    "reply", "channel", "sms", "gateway", q->gateway, "text", q->text),
+	    on_reply_scored, q);
 }
 
 static void

@@ -19,7 +19,8 @@ small local HTTP server.
     its message id, delivery reports by the gateway's id; answering 500
     or hanging: retried, then failed over to Kannel; over HTTPS, a
     certificate signed by the gateway's ca_file passes, one the system's
-    CAs do not know is refused.
+    CAs do not know is refused; an email2sms gateway sends through the
+    mail transport.
 """
 import base64
 import http.server
@@ -84,7 +85,16 @@ team "tlsbad" {
 }
 rep "tia" { phone = "+13135550102"; email = "tia@reps.example"; notify = { "sms" }; teams = { "tls" }; capacity = 0 }
 rep "tom" { phone = "+13135550103"; email = "tom@reps.example"; notify = { "sms" }; teams = { "tlsbad" }; capacity = 0 }
+team "car" {
+	method = round_robin
+	offer_window = 5m
+	max_offers = 1
+	broadcast_round = false
+	catch_all = "cat"
+}
+rep "eva" { phone = "+13135550104"; email = "eva@reps.example"; notify = { "sms" }; teams = { "car" }; capacity = 0 }
 rep "cat" { email = "cat@reps.example" }
+rule "carrier" { when = "source == 'carrier'"; team = "car" }
 rule "web" { when = "source == 'web'"; team = "web" }
 rule "tls" { when = "source == 'tls'"; team = "tls" }
 rule "tlsbad" { when = "source == 'tlsbad'"; team = "tlsbad" }
@@ -141,6 +151,11 @@ gateway "tls" {
 	allow_from = { "127.0.0.1" }
 	teams = { "tls" }
 	retries = 0
+}
+gateway "carrier" {
+	type = email2sms
+	address = "{{national}}@txt.carrier.example"
+	reps = { "eva" }
 }
 gateway "tlsbad" {
 	type = http
@@ -563,6 +578,22 @@ def test_http_gateway_500_and_hanging_fail_over(env):
         assert ("HTTP 500" if mode == "500" else "no answer") in \
             d.log()
     web.mode = "ok"
+
+
+def test_email2sms_gateway(env):
+    d, _, _ = env
+    lead = capture(d, source="carrier", first_name="Eva")
+    oid, rep, code = pending_offer(d, lead)
+    assert rep == "eva"
+    msg = wait_until(lambda: mails_to(d, "3135550104@txt.carrier.example"),
+                     15, what="the carrier email")[0]
+    body = msg[1].decode(errors="replace").replace("=\r\n", "")
+    assert "New lead: Eva Doe" in body and "Reply Y %s" % code in body
+    wait_until(lambda: [r for r in sms_rows(d, "offer_id = %d" % oid)
+                        if r[1] == "carrier" and r[2] == "sent"], 10,
+               what="recorded as sent")
+    # the rep's own address got nothing: the text went
+    assert not mails_to(d, "eva@reps.example")
 
 
 def test_https_gateway_verifies_certificates(env):
