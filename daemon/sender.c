@@ -59,6 +59,9 @@ struct sender {
 	struct lc_daemon *d;
 	struct event *tick;
 	int active;                     /* batches in flight */
+	struct batch *ahead;            /* claimed while every connection was
+					 * busy: posted as soon as one frees,
+					 * so no worker waits for a claim */
 	struct db *db;                  /* our session: claims and records,
 					 * committed asynchronously (a lost
 					 * claim lapses, a lost record means
@@ -682,6 +685,23 @@ batch_work(void *arg)
 
 static void sender_claim(struct sender *s);
 
+static void batch_done(void *arg);
+
+/* Hand a claimed batch to a worker (loop thread). -1 if the pool would
+ * not take it: the batch is freed, its leases lapse and it is claimed
+ * again later. */
+static int
+batch_post(struct sender *s, struct batch *b)
+{
+	s->active++;
+	if (workq_post(s->d->workq, batch_work, batch_done, b) < 0) {
+		s->active--;
+		batch_free(b);
+		return -1;
+	}
+	return 0;
+}
+
 /* Take the running campaigns fetched by the last refresh, then claim. */
 static void
 apply_pending(struct sender *s)
@@ -741,6 +761,12 @@ batch_done(void *arg)
 	const char *p[9];
 
 	s->active--;
+	if (s->ahead) {         /* the next batch, claimed meanwhile */
+		struct batch *next = s->ahead;
+
+		s->ahead = NULL;
+		batch_post(s, next);
+	}
 	for (int k = 0; k < 8; k++)
 		buf_init(&a[k], 0);
 	for (size_t i = 0; i < b->n; i++) {
@@ -921,12 +947,10 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 		it->blocked = PQgetvalue(res, i, 6)[0] == 't';
 		it->age_s = strtoll(PQgetvalue(res, i, 7), NULL, 10);
 	}
-	s->active++;
-	if (workq_post(s->d->workq, batch_work, batch_done, b) < 0) {
-		s->active--;
-		batch_free(b);  /* leases lapse: claimed again later */
+	if (s->active >= s->d->conf->mail.connections && !s->ahead)
+		s->ahead = b;   /* all busy: it waits for the first to finish */
+	else if (batch_post(s, b) < 0)
 		return;
-	}
 	if (s->pending)
 		apply_pending(s);       /* claims again, with the new list */
 	else if (n == atoi(PQgetvalue(res, 0, 8)) || kicked)
@@ -1034,8 +1058,10 @@ sender_claim(struct sender *s)
 		s->kicked = 1;          /* claim again when this one returns */
 		return;
 	}
-	/* only campaigns the refresh knows (and so knows their rates) */
-	if (s->d->stopping || s->active >= mc->connections ||
+	/* only campaigns the refresh knows (and so knows their rates); one
+	 * batch more than connections, waiting in s->ahead */
+	if (s->d->stopping ||
+	    s->active + (s->ahead != NULL) > mc->connections ||
 	    db_state(s->db) != DB_READY || s->d->node_id == 0 ||
 	    s->ncrates == 0)
 		return;
@@ -1256,7 +1282,8 @@ sender_kick(struct sender *s)
 int
 sender_idle(const struct sender *s)
 {
-	return s->active == 0 && !s->claiming && (db_pending(s->db) == 0 ||
+	return s->active == 0 && !s->ahead && !s->claiming &&
+	    (db_pending(s->db) == 0 ||
 	    db_state(s->db) != DB_READY);
 }
 
@@ -1372,6 +1399,8 @@ sender_free(struct sender *s)
 	if (!s)
 		return;
 	event_free(s->tick);
+	if (s->ahead)
+		batch_free(s->ahead);   /* its leases lapse */
 	db_free(s->db);
 	for (size_t i = 0; i < LINK_BUCKETS; i++)
 		while (s->links[i]) {
