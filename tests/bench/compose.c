@@ -23,7 +23,6 @@
 #include "tmpl.h"
 #include "token.h"
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,23 +41,18 @@ static struct dkim_keys *keys;
 static EVP_PKEY *pkey;
 static int n_msgs;
 
+/* Seconds on clock c: CLOCK_MONOTONIC, or this process's CPU time. */
 static double
-now(void)
+seconds(clockid_t c)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(c, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double
-cpu_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define now() seconds(CLOCK_MONOTONIC)
+#define cpu_now() seconds(CLOCK_PROCESS_CPUTIME_ID)
 
 static struct tmpl *
 compile(const char *name, const char *src, size_t len)
@@ -214,15 +208,6 @@ threaded(int which, int nthr, int n)
 	return best;
 }
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(path);
-}
-
 static char *
 slurp(const char *path, size_t *len)
 {
@@ -276,6 +261,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	fclose(f);
+	unlink(path);           /* both loaded: the key file is not needed */
+	rmdir(dir);
 	for (size_t i = 0; i < TOKEN_KEY_LEN; i++)
 		key.k[i] = (unsigned char)(i * 13 + 5);
 
@@ -338,6 +325,5 @@ main(int argc, char **argv)
 	dkim_keys_free(keys);
 	EVP_PKEY_free(pkey);
 	free(src);
-	nftw(dir, rm_entry, 4, FTW_DEPTH | FTW_PHYS);
 	return 0;
 }
