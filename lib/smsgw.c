@@ -385,14 +385,15 @@ load_gateway(struct smsgw_conf *c, struct cfgfile_node *n,
 static void
 gw_free(struct smsgw *g)
 {
+	/* the header templates first: conf_unbind empties headers */
+	for (size_t i = 0; g->header_t && i < g->headers.n; i++)
+		tmpl_free(g->header_t[i]);
+	free(g->header_t);
 	conf_unbind(gw_keys, g);
 	free(g->name);
 	tmpl_free(g->url_t);
 	tmpl_free(g->body_t);
 	tmpl_free(g->address_t);
-	for (size_t i = 0; g->header_t && i < g->headers.n; i++)
-		tmpl_free(g->header_t[i]);
-	free(g->header_t);
 	if (g->has_success)
 		regfree(&g->success_re);
 	if (g->has_message_id)
