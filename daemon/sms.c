@@ -934,7 +934,9 @@ sms_claim(struct smsd *s)
 		const char *p[4] = { g->name, lim, lease, node };
 		int n;
 
-		if (!st || st->claiming)
+		/* a claim per gateway at a time, and none while a
+		 * connection's worth still waits locally */
+		if (!st || st->claiming || st->queued >= g->connections)
 			continue;
 		refill(st, g->rate);
 		n = (int)g->connections * AHEAD - st->inflight - st->queued;
