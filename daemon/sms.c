@@ -549,10 +549,26 @@ flush_sent(evutil_socket_t fd, short what, void *arg)
 	s->nsent = 0;
 }
 
+/* A connection is freed after the request's callback has returned (not
+ * in it, and not by libevent's free-on-completion, which keeps a
+ * connection that failed to connect). */
+static void
+free_conn(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evhttp_connection_free(arg);
+}
+
 static void
 on_response(struct evhttp_request *req, void *arg)
 {
 	struct job *j = arg;
+	struct timeval zero = { 0, 0 };
+
+	if (j->conn && event_base_once(j->s->d->base, -1, EV_TIMEOUT,
+	    free_conn, j->conn, &zero) < 0)
+		log_warn("sms: a connection could not be released");
 	int status = req ? evhttp_request_get_response_code(req) : 0;
 	struct evbuffer *in = req ? evhttp_request_get_input_buffer(req) : NULL;
 	size_t len = in ? evbuffer_get_length(in) : 0;
@@ -756,7 +772,6 @@ http_send(struct job *j, char *why, size_t whyn)
 		evbuffer_add(evhttp_request_get_output_buffer(req),
 		    buf_str(&rq.body), rq.body.len);
 	}
-	evhttp_connection_free_on_completion(j->conn);
 	if (evhttp_make_request(j->conn, req, rq.post ? EVHTTP_REQ_POST :
 	    EVHTTP_REQ_GET, target) < 0) {
 		/* libevent freed the request; the connection is ours */
