@@ -423,6 +423,8 @@ mx_send(struct batch *b, struct item **todo, size_t n)
 			    nmx == 0 ? "5.1.2" : "4.4.3");
 			snprintf(msgs[j].text, sizeof(msgs[j].text), "%.250s", err);
 		}
+		for (size_t j = i; nmx > 0 && j < i + go; j++)
+			msgs[j].outcome = SMTP_DEFERRED;
 		for (int h = 0; h < nmx; h++) {
 			/* MX hosts: opportunistic, unverified TLS (there is no
 			 * name to check without DANE or MTA-STS) */
@@ -430,13 +432,27 @@ mx_send(struct batch *b, struct item **todo, size_t n)
 			    !strcmp(mc->tls, "none") ? SMTP_TLS_NONE :
 			    SMTP_TLS_OPPORTUNISTIC, 0, mc->ssl_ctx, NULL, NULL,
 			    *mc->helo ? mc->helo : NULL, mc->timeout_ms };
-			int again = 0;
+			struct smtp_session *ss = smtp_open(&r, err, sizeof(err));
+			int left = 0;
 
-			smtp_send(&r, &msgs[i], go);
-			/* the next host only if this one never answered */
+			/* the next host gets the messages this one never
+			 * answered (all of them if it could not be reached),
+			 * and only those: none goes out twice */
+			for (size_t j = i; j < i + go; j++) {
+				if (msgs[j].code != 0 ||
+				    msgs[j].outcome == SMTP_FAILED)
+					continue;
+				if (ss)
+					smtp_add(ss, &msgs[j]);
+				else
+					snprintf(msgs[j].text, sizeof(msgs[j].text),
+					    "%.250s", err);
+			}
+			smtp_close(ss);
 			for (size_t j = i; j < i + go; j++)
-				again |= msgs[j].code == 0;
-			if (!again)
+				left |= msgs[j].code == 0 &&
+				    msgs[j].outcome == SMTP_DEFERRED;
+			if (!left)
 				break;
 		}
 		domain_release(b->s, dom);
