@@ -607,8 +607,20 @@ def test_https_gateway_verifies_certificates(env):
     path, _, form = d.tls.requests[-1]
     assert path == "/Accounts/AC2/Messages.json"
     assert "Y %s" % code in form["Body"][0]
-    wait_until(lambda: [r for r in sms_rows(d, "offer_id = %d" % oid)
-                        if r[2] == "sent"], 10, what="sent over TLS")
+    row = wait_until(lambda: [r for r in sms_rows(d, "offer_id = %d" % oid)
+                              if r[2] == "sent"], 10, what="sent over TLS")[0]
+    # a failed delivery report: tia is told by SMS only, so the offer
+    # email goes at once (and only once)
+    assert not mails_to(d, "tia@reps.example")
+    for _ in range(2):
+        r = d.get("/sms/dlr/tls?id=%s&status=failed" % row[0])
+        assert r.status == 200, r
+    assert d.psql("SELECT status || '|' || error FROM sms WHERE id = %s" %
+                  row[0]) == "failed|delivery report: failed"
+    wait_until(lambda: mails_to(d, "tia@reps.example"), 10,
+               what="the email after a failed report")
+    time.sleep(0.5)
+    assert len(mails_to(d, "tia@reps.example")) == 1
     # the system's CAs do not know it: refused before anything is sent
     n0 = len(d.tls.requests)
     lead = capture(d, source="tlsbad", first_name="Tom")
