@@ -9,7 +9,9 @@
 #include "smtp.h"
 
 #include <auth-client.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <libesmtp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,6 +135,27 @@ event_cb(smtp_session_t s, int event, void *arg, ...)
 	va_end(ap);
 }
 
+/*
+ * libesmtp and TLS 1.3: a server's NewSessionTicket records come after
+ * the handshake. When they reach libesmtp's first poll after STARTTLS, it
+ * handles the socket being readable before writing, reads them while
+ * waiting for the reply to an EHLO it has not flushed yet, and both sides
+ * wait (libesmtp for 5 minutes). TLS 1.2 sends its ticket inside the
+ * handshake. So SMTP sessions stop at TLS 1.2: set on the shared context,
+ * under a lock, before libesmtp first uses it (every session comes here
+ * first, so no session reads the setting while it is written).
+ */
+static void
+tls12_at_most(SSL_CTX *ctx)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+	pthread_mutex_lock(&lock);
+	if (SSL_CTX_get_max_proto_version(ctx) != TLS1_2_VERSION)
+		SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+	pthread_mutex_unlock(&lock);
+}
+
 struct authinfo {
 	const char *user, *password;
 };
@@ -210,8 +233,10 @@ smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n)
 		smtp_set_timeout(s, Timeout_TRANSFER, t);
 		smtp_set_timeout(s, Timeout_DATA2, t);
 	}
-	if (r->ssl_ctx)
+	if (r->ssl_ctx) {
+		tls12_at_most(r->ssl_ctx);
 		smtp_starttls_set_ctx(s, r->ssl_ctx);
+	}
 	smtp_set_eventcb(s, event_cb, &ev);
 	smtp_starttls_enable(s, r->tls == SMTP_TLS_REQUIRED ? Starttls_REQUIRED :
 	    r->tls == SMTP_TLS_OPPORTUNISTIC ? Starttls_ENABLED :
