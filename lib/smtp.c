@@ -9,6 +9,8 @@
 #include "smtp.h"
 
 #include <auth-client.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct msgsrc {
 	const char *data;
@@ -30,6 +33,36 @@ smtp_global_init(void)
 	auth_client_init();
 }
 
+/*
+ * The socket of this thread's session, as reported by smtp_connected()
+ * (the daemon's connect(), daemon/nodelay.c), or -1. libesmtp writes a
+ * message in 2 KB pieces, and TCP_NODELAY (needed for the commands, see
+ * nodelay.c) sends each as a segment of its own: ten for a newsletter,
+ * each a trip through the loopback device and a wake-up of the server.
+ * So the socket is corked (TCP_CORK) while libesmtp reads the content,
+ * from its rewind to its end: the kernel sends full segments, and the last
+ * piece and the final dot, written after the uncork, go at once.
+ */
+static __thread int session_fd = -1;
+
+void
+smtp_connected(int fd)
+{
+	session_fd = fd;
+}
+
+static void
+cork(int on)
+{
+#ifdef TCP_CORK
+	if (session_fd >= 0)
+		(void)setsockopt(session_fd, IPPROTO_TCP, TCP_CORK, &on,
+		    sizeof(on));
+#else
+	(void)on;
+#endif
+}
+
 /* libesmtp's message callback: the whole message in one piece. */
 static const char *
 message_cb(void **ctx, int *len, void *arg)
@@ -37,11 +70,13 @@ message_cb(void **ctx, int *len, void *arg)
 	struct msgsrc *m = arg;
 
 	(void)ctx;
-	if (!len) {                     /* rewind */
+	if (!len) {                     /* rewind: the content comes next */
 		m->sent = 0;
+		cork(1);
 		return NULL;
 	}
-	if (m->sent) {
+	if (m->sent) {                  /* its end */
+		cork(0);
 		*len = 0;
 		return NULL;
 	}
@@ -256,7 +291,9 @@ smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n)
 		rh[i] = smtp_add_recipient(mh[i], msgs[i].rcpt);
 		msgs[i].outcome = SMTP_DEFERRED;
 	}
+	session_fd = -1;                /* set when libesmtp connects */
 	ok = smtp_start_session(s);
+	session_fd = -1;
 	smtp_strerror(smtp_errno(), err, sizeof(err));
 	for (size_t i = 0; i < n; i++) {
 		const smtp_status_t *st = smtp_recipient_status(rh[i]);

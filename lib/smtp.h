@@ -46,6 +46,10 @@ struct smtp_msg {
 
 /* Once per process, before any session. */
 void smtp_global_init(void);
+/* Called by the daemon's connect() (daemon/nodelay.c) with each TCP
+ * socket a thread connects: during a session, libesmtp's, which is then
+ * corked while a message's content is written (see smtp.c). */
+void smtp_connected(int fd);
 /*
  * Send msgs[0..n) in one session. Fills every message's outcome. Returns
  * the number sent.
