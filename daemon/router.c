@@ -81,6 +81,8 @@ struct router {
 	struct event *ev_tick, *ev_retry;
 	time_t last_sweep, last_route;
 	long long sweep_cursor;         /* the sweeper's walk: last id seen */
+	long long *ids;                 /* offer ids reserved from the */
+	size_t idhead, nids, idcap;     /* sequence: ids[idhead..nids) */
 	struct metric *m_offer, *m_broadcast, *m_assign, *m_queue,
 	    *m_expired, *m_swept, *m_accepted, *m_rejected, *m_tx_fail;
 };
@@ -582,6 +584,7 @@ struct tx {
 	struct decided_offer *dec;
 	size_t ndec;
 	struct notice nt;
+	int deferred;                   /* leads left for the next round */
 	int noffers, nassigned, nqueued, nbroadcast;
 };
 
@@ -618,8 +621,10 @@ on_commit(void *arg, const PGresult *res, const char *err)
 	struct tx *t = arg;
 
 	(void)res;
-	if (err) {
-		log_warn("routing: commit: %s (retrying)", err);
+	if (err || t->failed) {
+		/* a statement before it failed: the COMMIT was a rollback */
+		log_warn("routing: %s (rolled back; retrying)", err ?
+		    err : t->err);
 		tx_end(t, 0);
 		return;
 	}
@@ -672,40 +677,13 @@ lead_at(const struct tx *t, size_t i)
 	return json_array_get(t->leads, i);
 }
 
-/* The write returned the offers it made: tell their reps. */
+/* The write's answer: the notices were made with the decisions. */
 static void
 on_written(void *arg, const PGresult *res, const char *err)
 {
-	struct tx *t = arg;
-	const struct route_conf *rc = t->c->rc;
-
-	if (err) {
-		tx_fail(t, "writing decisions", err);
-		tx_finish(t);
-		return;
-	}
-	for (int i = 0; i < PQntuples(res); i++) {
-		long long offer = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		long long lead = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		size_t rep = route_rep_find(rc, PQgetvalue(res, i, 2));
-		int bc = strcmp(PQgetvalue(res, i, 3), "broadcast") == 0;
-
-		for (size_t k = 0; rep != ROUTE_NONE && k < json_array_size(
-		    t->leads); k++) {
-			json_t *l = lead_at(t, k);
-			const struct route_team *team;
-
-			if (json_integer_value(json_object_get(l, "id")) != lead)
-				continue;
-			team = route_team_find(rc, json_string_value(
-			    json_object_get(l, "team")));
-			notice_add(t->r, rc, &t->nt, bc ? "broadcast" : "offer",
-			    rep, offer, l, team, team ? team->offer_window_ms /
-			    1000 : 0);
-			break;
-		}
-	}
-	tx_finish(t);
+	(void)res;
+	if (err)
+		tx_fail(arg, "writing decisions", err);
 }
 
 static const char write_sql[] =
@@ -727,11 +705,12 @@ static const char write_sql[] =
     "FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], "
     "$8::text[], $9::text[], $10::int[]) AS x(id, status, owner, team, "
     "rule, queue, priority) WHERE leads.id = x.id RETURNING 1), "
-    "o AS (INSERT INTO offers (lead_id, rep_id, team, rule, round, kind, "
-    "deadline) SELECT x.lead, x.rep, x.team, x.rule, x.round, x.kind, "
-    "now() + x.win * interval '1 millisecond' FROM unnest($11::bigint[], "
-    "$12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[], "
-    "$17::int[]) AS x(lead, rep, kind, win, team, rule, round) "
+    "o AS (INSERT INTO offers (id, lead_id, rep_id, team, rule, round, "
+    "kind, deadline) SELECT x.id, x.lead, x.rep, x.team, x.rule, x.round, "
+    "x.kind, now() + x.win * interval '1 millisecond' FROM "
+    "unnest($21::bigint[], $11::bigint[], $12::text[], $13::text[], "
+    "$14::bigint[], $15::text[], $16::text[], $17::int[]) AS x(id, lead, "
+    "rep, kind, win, team, rule, round) "
     "RETURNING id, lead_id, rep_id, kind, team), "
     "oe AS (INSERT INTO events (type, lead_id, data) SELECT 'offered', "
     "o.lead_id, jsonb_build_object('offer', o.id, 'rep', o.rep_id, 'kind', "
@@ -739,11 +718,11 @@ static const char write_sql[] =
     "e AS (INSERT INTO events (type, lead_id, data) SELECT x.type, x.lead, "
     "x.data FROM unnest($18::bigint[], $19::text[], $20::jsonb[]) AS "
     "x(lead, type, data)) "
-    "SELECT id, lead_id, rep_id, kind FROM o";
+    "SELECT count(*) FROM o";
 
 enum { W_REP_ID, W_REP_PASS, W_REP_AWAY, W_LEAD, W_STATUS, W_OWNER, W_TEAM,
 	W_RULE, W_QUEUE, W_PRIO, W_O_LEAD, W_O_REP, W_O_KIND, W_O_WIN, W_O_TEAM,
-	W_O_RULE, W_O_ROUND, W_E_LEAD, W_E_TYPE, W_E_DATA, W_N };
+	W_O_RULE, W_O_ROUND, W_E_LEAD, W_E_TYPE, W_E_DATA, W_O_ID, W_N };
 
 struct writes {
 	struct buf a[W_N];
@@ -828,6 +807,12 @@ decide(struct tx *t, size_t i, time_t now, struct writes *w)
 		team = rule->team;
 	}
 	nmembers = team->nmembers ? team->nmembers : 1;
+	if (t->r->nids - t->r->idhead < nmembers) {
+		/* too few offer ids left for a broadcast to the whole team:
+		 * the lead stays due, for the next transaction */
+		t->deferred = 1;
+		return;
+	}
 	declined = calloc(json_array_size(offers) + 1, sizeof(*declined));
 	set = calloc(nmembers, sizeof(*set));
 	if (!declined || !set) {
@@ -876,7 +861,9 @@ decide(struct tx *t, size_t i, time_t now, struct writes *w)
 		    res.nset); j++) {
 			size_t rep = res.action == ROUTE_OFFER_ONE ? res.rep :
 			    res.set[j];
+			long long oid = t->r->ids[t->r->idhead++];
 
+			w_addi(w, W_O_ID, oid);
 			w_addi(w, W_O_LEAD, id);
 			w_add(w, W_O_REP, rc->reps[rep].id);
 			w_add(w, W_O_KIND, res.action == ROUTE_OFFER_ONE ?
@@ -885,6 +872,9 @@ decide(struct tx *t, size_t i, time_t now, struct writes *w)
 			w_add(w, W_O_TEAM, team->name);
 			w_add(w, W_O_RULE, rule ? rule->name : NULL);
 			w_addi(w, W_O_ROUND, round);
+			notice_add(t->r, rc, &t->nt, res.action ==
+			    ROUTE_OFFER_ONE ? "offer" : "broadcast", rep, oid,
+			    lead, team, team->offer_window_ms / 1000);
 		}
 		if (res.action == ROUTE_OFFER_ONE)
 			t->noffers++;
@@ -949,9 +939,14 @@ tx_decide(struct tx *t)
 	}
 	for (int c = 0; c < W_N; c++)
 		p[c] = db_array_end(&w.a[c]);
+	/* the write, the notifications and the COMMIT in one round trip:
+	 * should the write fail, the statements after it fail too and the
+	 * COMMIT rolls back (on_commit) */
 	if (db_query(t->r->db, write_sql, W_N, p, on_written, t) < 0) {
 		tx_fail(t, "routing", "the database queue is full");
 		tx_abort(t);
+	} else {
+		tx_finish(t);
 	}
 	for (int c = 0; c < W_N; c++)
 		buf_free(&w.a[c]);
@@ -992,6 +987,45 @@ on_rep_rows(void *arg, const PGresult *res, const char *err)
 			t->st[k].on_duty = *PQgetvalue(res, i, 3) == 't';
 			t->st[k].open = atoi(PQgetvalue(res, i, 4));
 		}
+	}
+	phase1_done(t);
+}
+
+/* Offer ids from the sequence, reserved ahead: the offers' card links and
+ * SMS codes are made with the decisions, so that the write, the
+ * notifications and the COMMIT go in one round trip. A reservation is
+ * not transactional: ids of a transaction that rolled back are skipped. */
+static void
+on_ids(void *arg, const PGresult *res, const char *err)
+{
+	struct tx *t = arg;
+	struct router *r = t->r;
+	size_t n, left;
+
+	if (err) {
+		tx_fail(t, "reserving offer ids", err);
+	} else {
+		n = (size_t)PQntuples(res);
+		left = r->nids - r->idhead;
+		memmove(r->ids, r->ids + r->idhead, left * sizeof(*r->ids));
+		r->idhead = 0;
+		r->nids = left;
+		if (left + n > r->idcap) {
+			long long *g = realloc(r->ids, (left + n) *
+			    sizeof(*g));
+
+			if (!g) {
+				tx_fail(t, "reserving offer ids",
+				    "out of memory");
+				phase1_done(t);
+				return;
+			}
+			r->ids = g;
+			r->idcap = left + n;
+		}
+		for (size_t i = 0; i < n; i++)
+			r->ids[r->nids++] = strtoll(PQgetvalue(res, (int)i, 0),
+			    NULL, 10);
 	}
 	phase1_done(t);
 }
@@ -1048,6 +1082,7 @@ route_now(struct router *r)
 	const struct route_conf *rc;
 	struct buf capped;
 	const char *p[1];
+	size_t want;
 
 	if (r->tx_running || !r->cur || r->d->stopping ||
 	    db_state(r->db) != DB_READY)
@@ -1081,6 +1116,23 @@ route_now(struct router *r)
 	db_query(r->db, reps_sql, 1, p, on_rep_rows, t);
 	buf_free(&capped);
 	db_query(r->db, claim_sql, 0, NULL, on_lead_rows, t);
+	/* enough ids for a batch of single offers and a broadcast to the
+	 * largest team (a lead that finds too few waits for the next
+	 * transaction, which reserves more) */
+	want = ROUTE_BATCH;
+	for (size_t i = 0, m = 0; i < rc->nteams; i++)
+		if ((m = rc->teams[i].nmembers) > want - ROUTE_BATCH)
+			want = ROUTE_BATCH + m;
+	if (r->nids - r->idhead < want) {
+		char n[32];
+		const char *ip[1] = { n };
+
+		snprintf(n, sizeof(n), "%zu", 4 * want);
+		t->waiting++;
+		db_query(r->db, "SELECT nextval(pg_get_serial_sequence('offers', "
+		    "'id')) FROM generate_series(1, $1::int)", 1, ip, on_ids,
+		    t);
+	}
 }
 
 static void
@@ -1088,6 +1140,7 @@ tx_end(struct tx *t, int ok)
 {
 	struct router *r = t->r;
 	size_t n = json_array_size(t->leads);
+	int deferred = t->deferred;
 
 	if (ok) {
 		metric_add(r->m_offer, t->noffers);
@@ -1114,7 +1167,7 @@ tx_end(struct tx *t, int ok)
 	free(t);
 	r->tx_running = 0;
 	/* a full batch may leave more due; a kick may have come meanwhile */
-	if (ok && (n == ROUTE_BATCH || r->kicked))
+	if (ok && (n == ROUTE_BATCH || r->kicked || deferred))
 		route_now(r);
 }
 
@@ -2141,5 +2194,6 @@ router_free(struct router *r)
 	db_free(r->db);
 	rconf_set(r, NULL);
 	json_decref(r->nums);
+	free(r->ids);
 	free(r);
 }
