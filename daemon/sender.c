@@ -170,6 +170,7 @@ struct item {
 	char smtp_status[16];
 	char text[300];
 	long retry_s;                   /* deferred: retry after this, if set */
+	double sent_at;                 /* sent: when the transport took it */
 	struct compose_out out;
 };
 
@@ -254,6 +255,17 @@ is_hard(int code, const char *st)
 	return code == 550 || code == 551 || code == 553;
 }
 
+/* The wall clock, in seconds: a delivery's sent_at is the moment the
+ * transport accepted the message, not the later moment it is recorded. */
+static double
+wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static void
 set_result(struct item *it, const struct smtp_msg *m)
 {
@@ -262,6 +274,8 @@ set_result(struct item *it, const struct smtp_msg *m)
 	snprintf(it->text, sizeof(it->text), "%s", m->text);
 	it->status = m->outcome == SMTP_SENT ? "sent" :
 	    m->outcome == SMTP_FAILED ? "failed" : "deferred";
+	if (m->outcome == SMTP_SENT)
+		it->sent_at = wall_now();
 	it->hard = m->outcome == SMTP_FAILED && is_hard(m->code, m->status);
 }
 
@@ -586,6 +600,7 @@ maildir_item(const struct conf_mail *mc, struct item *it,
 	buf_free(&full);
 	if (r == 0) {
 		it->status = "sent";
+		it->sent_at = wall_now();
 		it->code = 250;
 		snprintf(it->text, sizeof(it->text), "delivered to maildir");
 	} else {
@@ -772,9 +787,9 @@ batch_done(void *arg)
 	struct batch *b = arg;
 	struct sender *s = b->s;
 	struct conf_mail *mc = &b->conf->mail;
-	struct buf a[8];
+	struct buf a[9];
 	char node[32];
-	const char *p[9];
+	const char *p[10];
 
 	s->active--;
 	if (s->ahead) {         /* the next batch, claimed meanwhile */
@@ -783,7 +798,7 @@ batch_done(void *arg)
 		s->ahead = NULL;
 		batch_post(s, next);
 	}
-	for (int k = 0; k < 8; k++)
+	for (int k = 0; k < 9; k++)
 		buf_init(&a[k], 0);
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
@@ -828,25 +843,28 @@ batch_done(void *arg)
 		snprintf(num, sizeof(num), "%lld", delay);
 		db_array_add(&a[6], num);
 		db_array_add(&a[7], it->hard ? "t" : "f");
+		snprintf(num, sizeof(num), "%.6f", it->sent_at);
+		db_array_add(&a[8], it->sent_at > 0 ? num : NULL);
 	}
-	for (int k = 0; k < 8; k++)
+	for (int k = 0; k < 9; k++)
 		p[k] = db_array_end(&a[k]);
 	snprintf(node, sizeof(node), "%lld", s->d->node_id);
-	p[8] = node;
+	p[9] = node;
 	db_query(s->db,
 	    "WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[], "
 	    "$3::text[], $4::int[], $5::text[], $6::text[], $7::int[], "
-	    "$8::bool[]) AS r(id, status, message_id, code, smtp_status, "
-	    "smtp_message, delay_s, hard)), "
+	    "$8::bool[], $9::float8[]) AS r(id, status, message_id, code, "
+	    "smtp_status, smtp_message, delay_s, hard, sent_at)), "
 	    "u AS (UPDATE deliveries d SET status = r.status, "
 	    "message_id = coalesce(r.message_id, d.message_id), "
 	    "smtp_code = r.code, smtp_status = r.smtp_status, "
 	    "smtp_message = r.smtp_message, sent_at = CASE WHEN r.status = "
-	    "'sent' THEN now() ELSE d.sent_at END, next_attempt_at = now() + "
+	    "'sent' THEN coalesce(to_timestamp(r.sent_at), now()) ELSE "
+	    "d.sent_at END, next_attempt_at = now() + "
 	    "r.delay_s * interval '1 second', lease_until = NULL, "
 	    "attempts = CASE WHEN r.status = 'queued' THEN d.attempts - 1 "
 	    "ELSE d.attempts END, updated_at = now() FROM r WHERE d.id = r.id "
-	    "AND d.status = 'sending' AND d.node_id = $9 "
+	    "AND d.status = 'sending' AND d.node_id = $10 "
 	    "RETURNING d.id, d.lead_id, d.campaign_id, d.email, r.hard, "
 	    "d.status, d.smtp_code, d.smtp_status, d.smtp_message), "
 	    "e AS (INSERT INTO events (type, lead_id, delivery_id, campaign_id, "
@@ -857,8 +875,8 @@ batch_done(void *arg)
 	    "x AS (INSERT INTO suppressions (email, reason) SELECT email, "
 	    "'hard_bounce' FROM u WHERE hard ON CONFLICT (lower(email), "
 	    "coalesce(list_id, 0)) DO NOTHING RETURNING 1) "
-	    "SELECT count(*) FROM u", 9, p, on_recorded, s);
-	for (int k = 0; k < 8; k++)
+	    "SELECT count(*) FROM u", 10, p, on_recorded, s);
+	for (int k = 0; k < 9; k++)
 		buf_free(&a[k]);
 	if (b->done_cb && !b->missing.n) {
 		struct item *it = &b->items[0];
