@@ -12,6 +12,7 @@
  * "C" (leadcast never calls setlocale).
  */
 #include "cond.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -44,44 +45,11 @@ floordiv(int64_t a, int64_t b)
 	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/*
- * Decode the UTF-8 sequence at s (n > 0 bytes). Returns its length and sets
- * *cp; 0 if invalid (truncated, overlong, surrogate, above U+10FFFF).
- */
-static size_t
-utf8_dec(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	size_t len, i;
-	uint32_t c = s[0], min;
-
-	if (c < 0x80)
-		return *cp = c, 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2, c &= 0x1f, min = 0x80;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3, c &= 0x0f, min = 0x800;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4, c &= 0x07, min = 0x10000;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return len;
-}
-
 /* One code point of already validated text; a stray byte counts as one. */
 static size_t
 cp_at(const char *s, size_t n, uint32_t *cp)
 {
-	size_t k = utf8_dec((const unsigned char *)s, n, cp);
+	size_t k = utf8_decode((const unsigned char *)s, n, cp);
 
 	if (k == 0) {
 		*cp = (unsigned char)s[0];
@@ -794,7 +762,7 @@ cond_tz_check(const char *tz, char *err, size_t n)
  */
 
 /* The code point of the pattern element at p (a \ escapes), its length.
- * The pattern is NUL-terminated and utf8_dec stops at the NUL. */
+ * The pattern is NUL-terminated and utf8_decode stops at the NUL. */
 static size_t
 glob_cp(const char *p, uint32_t *cp)
 {
@@ -1162,7 +1130,7 @@ lex_string(struct parser *p, size_t i)
 		}
 	}
 	for (at = 0; at < o; at += k)
-		if (!(k = utf8_dec((unsigned char *)out + at, o - at, &cp)))
+		if (!(k = utf8_decode((unsigned char *)out + at, o - at, &cp)))
 			return perr(p, (int)i, "invalid UTF-8 in string");
 	p->t.kind = T_STR;
 	p->t.str = out;

@@ -42,6 +42,7 @@
  * unknown.
  */
 #include "dsn.h"
+#include "utf8.h"
 #include "buf.h"
 #include "htmlrw.h"
 
@@ -121,41 +122,6 @@ ci_prefix(const char *s, size_t n, const char *prefix)
 	return n >= m && strncasecmp(s, prefix, m) == 0;
 }
 
-/* Bytes of the valid UTF-8 sequence at s (n > 0 bytes left); 0 if none. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0], cp, min;
-	size_t len;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-		min = 0x10000;
-	} else
-		return 0;
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 /*
  * Copy s (len bytes) to dst (size n > 0): runs of whitespace and control
  * characters become one space, none leads or trails, invalid UTF-8 bytes
@@ -171,6 +137,7 @@ clean_copy(char *dst, size_t n, const char *s, size_t len)
 	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)s[i];
 		size_t l, cl;
+		uint32_t cp;
 		const char *src;
 
 		if (c <= ' ' || c == 0x7f) {
@@ -178,7 +145,7 @@ clean_copy(char *dst, size_t n, const char *s, size_t len)
 			i++;
 			continue;
 		}
-		l = utf8_len((const unsigned char *)s + i, len - i);
+		l = utf8_decode((const unsigned char *)s + i, len - i, &cp);
 		src = l ? s + i : "?";
 		cl = l ? l : 1;
 		if (o + (size_t)sp + cl >= n)

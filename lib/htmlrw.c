@@ -17,6 +17,7 @@
  * before the next word, so nothing trails and blank lines never pile up.
  */
 #include "htmlrw.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -48,36 +49,9 @@ is_alpha(int c)
 static void
 put_utf8(struct buf *b, uint32_t c)
 {
-	static const unsigned char lead[] = { 0, 0, 0xC0, 0xE0, 0xF0 };
-	size_t n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
 	char s[4];
 
-	s[0] = (char)(lead[n] | c >> (6 * (n - 1)));
-	for (size_t i = 1; i < n; i++)
-		s[i] = (char)(0x80 | ((c >> (6 * (n - 1 - i))) & 0x3F));
-	buf_append(b, s, n);
-}
-
-/* Length of the UTF-8 sequence at s (n > 0 bytes left), its code point in
- * *cp; an invalid byte is one character, U+FFFD. */
-static size_t
-get_utf8(const char *s, size_t n, uint32_t *cp)
-{
-	uint32_t c = (unsigned char)s[0];
-	size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 :
-	    c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-
-	*cp = len == 1 ? c : 0xFFFD;
-	if (len <= 1 || len > n)
-		return 1;
-	c &= 0x3Fu >> (len - 1);
-	for (size_t i = 1; i < len; i++) {
-		if (((unsigned char)s[i] & 0xC0) != 0x80)
-			return 1;
-		c = c << 6 | ((unsigned char)s[i] & 0x3F);
-	}
-	*cp = c;
-	return len;
+	buf_append(b, s, utf8_encode(c, s));
 }
 
 /* Named references: Latin-1 and & < > " (these are "legacy": browsers also
@@ -959,7 +933,12 @@ tw_text(struct tw *w, const char *s, size_t n, int attr)
 			tw_ascii(w, s, k);
 			continue;
 		}
-		k = get_utf8(s, (size_t)(end - s), &c);
+		/* an invalid byte is one character, U+FFFD */
+		if ((k = utf8_decode((const unsigned char *)s,
+		    (size_t)(end - s), &c)) == 0) {
+			c = 0xFFFD;
+			k = 1;
+		}
 		if (w->pre && (c == '\n' || c == '\r')) {
 			tw_flush(w);
 			w->want += c == '\n' && w->want < 2;

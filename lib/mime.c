@@ -10,6 +10,7 @@
  * CR or LF from data. No I/O, no logging.
  */
 #include "mime.h"
+#include "utf8.h"
 #include "token.h"
 
 #include <stdarg.h>
@@ -70,41 +71,6 @@ is_qsafe(unsigned char c)
 	return is_alnum(c) || (c && strchr("!*+-/", c));
 }
 
-/* Length of the UTF-8 character at s (n > 0 bytes left), its code point in
- * *cp; 0 if the bytes are not valid UTF-8 (overlong, surrogate, > U+10FFFF,
- * truncated). */
-static size_t
-utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	size_t len, i;
-	uint32_t c;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, c = s[0] & 0x1f;
-	else if ((s[0] & 0xf0) == 0xe0)
-		len = 3, c = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, c = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-	    (len == 4 && (c < 0x10000 || c > 0x10ffff)))
-		return 0;
-	*cp = c;
-	return len;
-}
-
 /*
  * Append the cleaned form of the UTF-8 string in to out: control
  * characters (C0, DEL, C1, U+2028/9) and spaces become one space between
@@ -122,7 +88,7 @@ clean(const char *in, struct buf *out)
 	if (n > MIME_MAX_VALUE)
 		return -1;
 	for (i = 0; i < n; i += l) {
-		if ((l = utf8_char(s + i, n - i, &c)) == 0)
+		if ((l = utf8_decode(s + i, n - i, &c)) == 0)
 			c = 0xfffd;
 		if (c <= ' ' || c == 0x7f || (c >= 0x80 && c < 0xa0) ||
 		    c == 0x2028 || c == 0x2029) {

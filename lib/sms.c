@@ -2,48 +2,21 @@
  * sms - SMS encodings, segments and fitting. See sms.h.
  */
 #include "sms.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #include <string.h>
 
-/* Decode one UTF-8 character at s (n bytes left): its length, or 0 if it
- * is invalid (overlong, surrogate, past U+10FFFF, truncated) or a NUL. */
+/* One character of SMS text at s (n bytes left): its length, or 0 if it
+ * is not valid UTF-8 or is a NUL (not text a phone can show). */
 static size_t
-utf8_next(const unsigned char *s, size_t n, unsigned long *cp)
+sms_char(const unsigned char *s, size_t n, unsigned long *cp)
 {
-	unsigned long c;
-	size_t len;
+	uint32_t c = 0;
+	size_t k = n && s[0] ? utf8_decode(s, n, &c) : 0;
 
-	if (n == 0 || s[0] == 0)
-		return 0;
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-		len = 2;
-		c = s[0] & 0x1F;
-	} else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-		len = 3;
-		c = s[0] & 0x0F;
-	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-		len = 4;
-		c = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3F);
-	}
-	if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
-	    c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-		return 0;
 	*cp = c;
-	return len;
+	return k;
 }
 
 /* The GSM 03.38 default alphabet outside ASCII, and the extension table. */
@@ -103,7 +76,7 @@ sms_measure(const char *text, size_t len, struct sms_info *out)
 	for (i = 0; i < len; i += n) {
 		int cost;
 
-		if ((n = utf8_next(s + i, len - i, &cp)) == 0)
+		if ((n = sms_char(s + i, len - i, &cp)) == 0)
 			return -1;
 		chars++;
 		if (gsm && !sms_gsm7_char(cp, &cost))
@@ -148,7 +121,7 @@ sms_fold(const char *text, size_t len, struct buf *out)
 	for (i = 0; i < len; i += n) {
 		const char *rep = NULL;
 
-		if ((n = utf8_next(s + i, len - i, &cp)) == 0)
+		if ((n = sms_char(s + i, len - i, &cp)) == 0)
 			return -1;
 		switch (cp) {
 		case 0x2018: case 0x2019: case 0x201A: case 0x2032: case 0x02BC:
@@ -189,7 +162,7 @@ char_bounds(const char *s, size_t len, size_t *bounds, size_t cap)
 
 	while (i < len && k + 1 < cap) {
 		bounds[k++] = i;
-		if ((n = utf8_next((const unsigned char *)s + i, len - i,
+		if ((n = sms_char((const unsigned char *)s + i, len - i,
 		    &cp)) == 0)
 			return (size_t)-1;
 		i += n;
