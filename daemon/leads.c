@@ -1362,18 +1362,10 @@ over_capacity(struct pull *pl, const struct route_rep *rep, long long open)
 static void pull_try(struct pull *pl);
 static void pull_query(struct pull *pl);
 
+/* $1 lead, $2 rep, $3 queue, $4 how, $5 the rep's capacity (0: none). */
 static const char take_sql[] =
-    "WITH u AS (UPDATE leads SET owner = $2, status = 'assigned', "
-    "assigned_at = now(), status_at = now(), queue = NULL, route_at = NULL, "
-    "route_team = NULL, updated_at = now() WHERE id = $1::bigint AND owner "
-    "IS NULL AND queue IS NOT NULL AND queue = $3 RETURNING to_jsonb(leads) "
-    "AS j, id), "
-    "w AS (UPDATE offers f SET status = 'withdrawn', answered_at = now() "
-    "FROM u WHERE f.lead_id = u.id AND f.status = 'pending'), "
-    "e AS (INSERT INTO events (type, lead_id, data) SELECT 'claimed', id, "
-    "jsonb_build_object('rep', $2::text, 'how', $4::text, 'queue', $3::text) "
-    "FROM u) "
-    "SELECT j::text FROM u";
+    "SELECT lead::text, open FROM leadcast_take($1::bigint, $2, $3, $4, "
+    "$5::int)";
 
 static void
 on_taken(void *arg, const PGresult *res, const char *err)
@@ -1383,6 +1375,16 @@ on_taken(void *arg, const PGresult *res, const char *err)
 
 	if (err) {
 		pull_reply_error(pl, 503, NULL, err);
+		return;
+	}
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
+		/* parallel pulls by the rep filled it up meanwhile */
+		const struct route_conf *rc;
+		size_t rep = pull_rep(pl, &rc);
+
+		if (rep != ROUTE_NONE && !over_capacity(pl, &rc->reps[rep],
+		    strtoll(PQgetvalue(res, 0, 1), NULL, 10)))
+			pull_reply_error(pl, 409, "rep", "at capacity");
 		return;
 	}
 	if (PQntuples(res) == 1 && (lead = col_json(res, 0, 0))) {
@@ -1411,8 +1413,10 @@ static void
 pull_try(struct pull *pl)
 {
 	json_t *c = json_array_get(pl->cands, pl->at++);
-	char id[32];
-	const char *p[4] = { id, pl->rep, NULL, pl->how };
+	const struct route_conf *rc;
+	size_t rep;
+	char id[32], cap[32];
+	const char *p[5] = { id, pl->rep, NULL, pl->how, cap };
 
 	if (!c) {
 		if (pl->raced && pl->rounds < PULL_ROUNDS) {
@@ -1426,7 +1430,11 @@ pull_try(struct pull *pl)
 	snprintf(id, sizeof(id), "%" JSON_INTEGER_FORMAT,
 	    json_integer_value(json_array_get(c, 0)));
 	p[2] = json_string_value(json_array_get(c, 1));
-	if (db_query(pl->d->db, take_sql, 4, p, on_taken, pl) < 0)
+	if ((rep = pull_rep(pl, &rc)) == ROUTE_NONE)
+		return;
+	snprintf(cap, sizeof(cap), "%ld", rc->reps[rep].capacity > 0 ?
+	    rc->reps[rep].capacity : 0);
+	if (db_query(pl->d->db, take_sql, 5, p, on_taken, pl) < 0)
 		pull_reply_error(pl, 503, NULL, "the database queue is full");
 }
 

@@ -707,14 +707,20 @@ def test_pull_eligibility_and_claim(ld):
 
 
 def test_pull_capacity(ld):
-    a, b = fill(ld, "pool3", 2)
-    api(ld, "POST", "/api/v1/reps/full/next", expect=200)
-    r = api(ld, "POST", "/api/v1/reps/full/next", expect=409)
+    ids = fill(ld, "pool3", 3)
+    # "full" has capacity 1: of 8 parallel pulls exactly one gets a lead
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(lambda _: api(ld, "POST", "/api/v1/reps/full/next"),
+                          range(8)))
+    assert sorted(r.status for r in got) == [200] + [409] * 7, [
+        (r.status, r.json()) for r in got]
+    r = next(r for r in got if r.status == 409)
     assert err(r) == "rep" and "capacity" in r.json()["error"]["message"]
-    r = api(ld, "POST", "/api/v1/leads/%d/claim" % b, {"rep": "full"},
+    assert ld.psql("SELECT count(*) FROM leads WHERE owner = 'full'") == "1"
+    r = api(ld, "POST", "/api/v1/leads/%d/claim" % ids[2], {"rep": "full"},
             expect=409)
     assert err(r) == "rep"
-    assert queue(ld, "pool3") == [b]
+    assert queue(ld, "pool3") == ids[1:]
 
 
 def test_queue_listing(ld):
