@@ -2153,7 +2153,12 @@ router_new(struct lc_daemon *d)
 	struct timeval tick = { 0, TICK_MS * 1000 };
 	struct router *r = calloc(1, sizeof(*r));
 
+	/* a routing transaction does not wait for its WAL flush: should the
+	 * server crash before the flush, the lead (captured durably) is
+	 * routed again; any later durable commit, an answer to the offer
+	 * say, flushes the offer with it (doc/design.md) */
 	if (!r || !(r->db = db_new(d->base, d->conninfo)) ||
+	    db_set_options(r->db, "-c synchronous_commit=off") < 0 ||
 	    !(r->nums = json_object())) {
 		if (r)
 			db_free(r->db);
