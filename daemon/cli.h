@@ -89,5 +89,8 @@ int cli_dispatch(const char *family, const char *path, int argc, char **argv,
 int cli_lead(const char *path, int argc, char **argv);
 int cli_rep(const char *path, int argc, char **argv);
 int cli_report(const char *path, int argc, char **argv);
+/* leadcast check-dns DOMAIN ... (cli_dns.c): 0 nothing failed, 1 a check
+ * failed or could not run, 2 usage. */
+int cli_check_dns(const char *path, int argc, char **argv);
 
 #endif

@@ -64,6 +64,12 @@ usage(FILE *f)
 	    "  dkim-keygen DOMAIN SELECTOR [--ed25519] [--out FILE]\n"
 	    "                          make a DKIM key, print its DNS record "
 	    "(offline)\n"
+	    "  check-dns DOMAIN [--ip SENDING_IP] [--selector S] "
+	    "[--server ADDR[:PORT]]\n"
+	    "          [--timeout 5s]  MX, SPF, DKIM, DMARC, reverse DNS and the"
+	    "\n"
+	    "                          Gmail/Yahoo bulk-sender checklist "
+	    "(offline)\n"
 	    "  version                 print the version\n"
 	    "options:\n"
 	    "  -c FILE        configuration (default %s)\n"
@@ -556,6 +562,8 @@ main(int argc, char **argv)
 		return cli_rep(path, argc - optind, argv + optind);
 	if (!strcmp(cmd, "report"))
 		return cli_report(path, argc - optind, argv + optind);
+	if (!strcmp(cmd, "check-dns"))
+		return cli_check_dns(path, argc - optind, argv + optind);
 	/* the command's own words and options, in any order */
 	for (; optind < argc; optind++) {
 		const char *a = argv[optind];

@@ -21,6 +21,7 @@
  * once.
  */
 #include "dkim.h"
+#include "dmarc.h"
 
 /* libopendkim's own header, which "dkim.h" above shadows on -Ilib. */
 #include <opendkim/dkim.h>
@@ -1032,6 +1033,168 @@ fail:
 	free(key.domain);
 	free(key.selector);
 	return -1;
+}
+
+/* ---- published key records ---------------------------------------------- */
+
+size_t
+dkim_keys_selectors(const struct dkim_keys *k, const char *domain,
+    const char **sel, enum dkim_alg *alg, size_t max)
+{
+	size_t cnt = 0;
+
+	for (size_t i = 0; i < k->n; i++) {
+		if (strcasecmp(k->v[i].domain, domain) != 0)
+			continue;
+		if (cnt < max) {
+			sel[cnt] = k->v[i].selector;
+			alg[cnt] = k->v[i].alg;
+		}
+		cnt++;
+	}
+	return cnt;
+}
+
+/* The published p= value (base64 with folding white space) decoded into a
+ * public key of alg. NULL with err. */
+static EVP_PKEY *
+dkim_pub_decode(const char *p, enum dkim_alg alg, char *err, size_t n)
+{
+	size_t len = strlen(p), k = 0, pad = 0;
+	unsigned char *b64, *der = NULL;
+	const unsigned char *q;
+	EVP_PKEY *pkey = NULL;
+	int dlen;
+
+	if (len > 16384) {
+		dkim_err(err, n, "p= is %zu characters long", len);
+		return NULL;
+	}
+	if (!(b64 = malloc(len + 1)) || !(der = malloc(len + 1))) {
+		free(b64);
+		dkim_err(err, n, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			continue;
+		if (!dkim_is_alnum(c) && c != '+' && c != '/' && c != '=') {
+			dkim_err(err, n, "p= holds '%c', which is not base64", c);
+			goto out;
+		}
+		b64[k++] = c;
+	}
+	b64[k] = '\0';
+	while (pad < k && pad < 2 && b64[k - 1 - pad] == '=')
+		pad++;
+	if (k % 4 != 0 || (dlen = EVP_DecodeBlock(der, b64, (int)k)) < 0) {
+		dkim_err(err, n, "p= is not valid base64");
+		goto out;
+	}
+	dlen -= (int)pad;
+	q = der;
+	if (alg == DKIM_ALG_ED25519_SHA256) {
+		if (dlen != 32)
+			dkim_err(err, n, "p= holds %d bytes, an Ed25519 key is 32",
+			    dlen);
+		else
+			pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
+			    der, 32);
+	} else if (!(pkey = d2i_PUBKEY(NULL, &q, dlen))) {
+		/* some publish the bare RSAPublicKey (PKCS#1) */
+		q = der;
+		pkey = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, dlen);
+	}
+	if (pkey && alg == DKIM_ALG_RSA_SHA256 &&
+	    EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+		EVP_PKEY_free(pkey);
+		pkey = NULL;
+		dkim_err(err, n, "p= is not an RSA key, and k= says rsa");
+	} else if (!pkey && !(err && *err)) {
+		dkim_err(err, n, "p= does not hold an %s public key",
+		    alg == DKIM_ALG_RSA_SHA256 ? "RSA" : "Ed25519");
+	}
+out:
+	ERR_clear_error();
+	free(b64);
+	free(der);
+	return pkey;
+}
+
+int
+dkim_keys_check_record(const struct dkim_keys *k, const char *domain,
+    const char *selector, const char *txt, struct dkim_pubkey *info,
+    struct buf *want, char *err, size_t n)
+{
+	struct dmarc_tags t;
+	const char *v;
+	EVP_PKEY *pub = NULL;
+	int rc = -1;
+	const struct dkim_key *mine = NULL;
+
+	memset(info, 0, sizeof(*info));
+	info->alg = DKIM_ALG_RSA_SHA256;
+	if (err && n)
+		err[0] = '\0';
+	for (size_t i = 0; i < k->n && !mine; i++)
+		if (strcasecmp(k->v[i].domain, domain) == 0 &&
+		    strcasecmp(k->v[i].selector, selector) == 0)
+			mine = &k->v[i];
+	if (mine && want && dkim_record(mine->pkey, mine->alg, want) < 0) {
+		dkim_err(err, n, "out of memory");
+		return -1;
+	}
+	if (dmarc_tags_parse(txt, &t, err, n) < 0)
+		return -1;
+	if ((v = dmarc_tags_get(&t, "v")) && (strcmp(t.v[0].name, "v") != 0 ||
+	    strcmp(v, "DKIM1") != 0)) {
+		dkim_err(err, n, "v= must be the first tag and say DKIM1");
+		goto out;
+	}
+	if ((v = dmarc_tags_get(&t, "k"))) {
+		if (strcasecmp(v, "ed25519") == 0)
+			info->alg = DKIM_ALG_ED25519_SHA256;
+		else if (strcasecmp(v, "rsa") != 0) {
+			dkim_err(err, n, "k=%.40s: unknown key type (rsa or "
+			    "ed25519)", v);
+			goto out;
+		}
+	}
+	if ((v = dmarc_tags_get(&t, "h")) && !strstr(v, "sha256")) {
+		dkim_err(err, n, "h=%.40s: the key is not for sha256 signatures",
+		    v);
+		goto out;
+	}
+	if ((v = dmarc_tags_get(&t, "t")))
+		for (const char *s = v; *s; s++)
+			if ((*s == 'y' || *s == 'Y') && (s == v || s[-1] == ':' ||
+			    s[-1] == ' ') && (!s[1] || s[1] == ':' || s[1] == ' '))
+				info->testing = 1;
+	if (!(v = dmarc_tags_get(&t, "p"))) {
+		dkim_err(err, n, "no p= tag (the public key)");
+		goto out;
+	}
+	if (!*v) {
+		dkim_err(err, n, "the key is revoked (p= is empty)");
+		goto out;
+	}
+	if (!(pub = dkim_pub_decode(v, info->alg, err, n)))
+		goto out;
+	info->bits = EVP_PKEY_get_bits(pub);
+	if (info->alg == DKIM_ALG_RSA_SHA256 && info->bits < DKIM_RSA_MIN) {
+		dkim_err(err, n, "an RSA key of %d bits: verifiers refuse keys "
+		    "under %d bits (RFC 8301)", info->bits, DKIM_RSA_MIN);
+		goto out;
+	}
+	rc = mine ? (mine->alg == info->alg && EVP_PKEY_eq(pub, mine->pkey) ==
+	    1 ? DKIM_PUB_MATCH : DKIM_PUB_MISMATCH) : DKIM_PUB_UNCONFIGURED;
+out:
+	ERR_clear_error();
+	EVP_PKEY_free(pub);
+	dmarc_tags_free(&t);
+	return rc;
 }
 
 /* ---- key generation ---------------------------------------------------- */

@@ -13,7 +13,8 @@
  * verifier, and the unit tests verify every signature with it.
  *
  * It does not find the From domain (the caller passes it), does no DNS
- * (`leadcast check-dns` compares published records), never modifies the
+ * (`leadcast check-dns` fetches the published key record and
+ * dkim_keys_check_record() compares it with the key), never modifies the
  * message (the caller prepends the returned header fields) and does not log:
  * problems come back as text for the caller to log.
  *
@@ -97,6 +98,44 @@ size_t dkim_keys_count(const struct dkim_keys *k);
  */
 int dkim_keys_sign(const struct dkim_keys *k, const char *domain,
     const char *msg, size_t len, struct buf *out, char *err, size_t n);
+
+/*
+ * The selectors and algorithms of domain's keys (matched without regard to
+ * case), at most max, into sel (pointers owned by the set) and alg.
+ * Returns how many there are.
+ */
+size_t dkim_keys_selectors(const struct dkim_keys *k, const char *domain,
+    const char **sel, enum dkim_alg *alg, size_t max);
+
+/* What a published key record (RFC 6376 3.6.1) says. */
+struct dkim_pubkey {
+	enum dkim_alg alg;      /* from k= (rsa when not given) */
+	int bits;               /* RSA modulus bits; 256 for Ed25519 */
+	int testing;            /* t=y: verifiers may treat failures as
+	                         * unsigned */
+};
+
+enum dkim_pubcheck {
+	DKIM_PUB_MATCH = 0,     /* the configured key's public half */
+	DKIM_PUB_MISMATCH = 1,  /* another key */
+	DKIM_PUB_UNCONFIGURED = 2 /* no key configured for domain+selector */
+};
+
+/*
+ * Check the TXT record published at selector._domainkey.domain: it must
+ * parse (a tag-list, v=DKIM1 first when present, k= rsa or ed25519, h=
+ * naming sha256, a p= that decodes to a public key of k='s type, an RSA
+ * key of at least 1024 bits) and is then compared with the key of k's
+ * algorithm configured for domain and selector. Returns an enum
+ * dkim_pubcheck with info filled, or -1 with err saying what is wrong
+ * with the record (an empty p= is a revoked key). When a key is
+ * configured for domain and selector, the record to publish for it is
+ * appended to want (may be NULL), whatever txt holds ("" too).
+ * Thread-safe.
+ */
+int dkim_keys_check_record(const struct dkim_keys *k, const char *domain,
+    const char *selector, const char *txt, struct dkim_pubkey *info,
+    struct buf *want, char *err, size_t n);
 
 /*
  * Generate a key (RSA 2048 bits or Ed25519) for selector._domainkey.domain
