@@ -131,6 +131,10 @@ query(ldns_resolver *res, const char *name, ldns_rr_type type, int *rcode)
 	*rcode = -1;
 	if (!d)
 		return NULL;
+	/* ldns skips a nameserver for good once it timed out: every name
+	 * gets its own chance (a server may drop some names only) */
+	for (size_t i = 0; i < ldns_resolver_nameserver_count(res); i++)
+		ldns_resolver_set_nameserver_rtt(res, i, LDNS_RESOLV_RTT_MIN);
 	if (ldns_resolver_query_status(&p, res, d, type, LDNS_RR_CLASS_IN,
 	    LDNS_RD) != LDNS_STATUS_OK || !p) {
 		ldns_rdf_deep_free(d);

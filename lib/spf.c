@@ -458,7 +458,7 @@ parse_term(const char *t, size_t len, struct spf_record *r, char *err,
 			return -1;
 		}
 		if (term.mech == SPF_A || term.mech == SPF_MX) {
-			if (p < end && p + 1 < end && p[1] != '/' &&
+			if (p < end && *p == '/' && (p + 1 == end || p[1] != '/') &&
 			    parse_cidr(&p, end, 32, &term.cidr4) < 0)
 				goto badcidr;
 			if (p + 1 < end && p[0] == '/' && p[1] == '/') {
@@ -863,7 +863,9 @@ check(struct spf_ctx *x, const char *domain, const char *via, int depth)
 		if (m > 0 && (x->ipstr || t->mech == SPF_ALL || t->mech ==
 		    SPF_INCLUDE)) {
 			spf_term_str(t, ts, sizeof(ts));
-			if (depth == 0)
+			if (t->mech == SPF_INCLUDE)
+				;       /* keep what matched inside */
+			else if (depth == 0)
 				snprintf(x->out->match, sizeof(x->out->match), "%s",
 				    ts);
 			else
