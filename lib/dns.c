@@ -155,7 +155,8 @@ struct dns_entry {
 
 struct dns_client {
 	ldns_resolver *res;
-	struct dns_entry *v;
+	struct dns_entry **v;           /* each allocated alone: answers stay
+	                                 * put while the array grows */
 	size_t n, cap;
 	size_t sent;
 	char server[80];
@@ -218,8 +219,9 @@ dns_client_free(struct dns_client *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->n; i++) {
-		free(c->v[i].name);
-		answer_free(&c->v[i].a);
+		free(c->v[i]->name);
+		answer_free(&c->v[i]->a);
+		free(c->v[i]);
 	}
 	free(c->v);
 	ldns_resolver_deep_free(c->res);
@@ -339,32 +341,29 @@ dns_client_query(struct dns_client *c, const char *name, enum dns_type type)
 	size_t len = strlen(name);
 	int rcode;
 
+	static struct dns_answer oom = { DNS_TEMPFAIL, NULL, NULL, 0,
+	    "out of memory" };
+
 	for (size_t i = 0; i < c->n; i++)
-		if (c->v[i].type == type && strcasecmp(c->v[i].name, name) == 0)
-			return &c->v[i].a;
+		if (c->v[i]->type == type && strcasecmp(c->v[i]->name, name) == 0)
+			return &c->v[i]->a;
 	if (c->n == c->cap) {
 		size_t ncap = c->cap ? 2 * c->cap : 16;
-		struct dns_entry *nv = realloc(c->v, ncap * sizeof(*nv));
+		struct dns_entry **nv = realloc(c->v, ncap * sizeof(*nv));
 
-		if (!nv) {
-			static struct dns_answer oom = { DNS_TEMPFAIL, NULL, NULL,
-			    0, "out of memory" };
-
+		if (!nv)
 			return &oom;
-		}
 		c->v = nv;
 		c->cap = ncap;
 	}
-	e = &c->v[c->n];
-	memset(e, 0, sizeof(*e));
+	if (!(e = calloc(1, sizeof(*e))))
+		return &oom;
 	e->type = type;
 	if (!(e->name = strdup(name))) {
-		static struct dns_answer oom = { DNS_TEMPFAIL, NULL, NULL, 0,
-		    "out of memory" };
-
+		free(e);
 		return &oom;
 	}
-	c->n++;
+	c->v[c->n++] = e;
 	e->a.status = DNS_TEMPFAIL;
 	if (len == 0 || len > 254 || (len == 254 && name[253] != '.')) {
 		snprintf(e->a.err, sizeof(e->a.err), "\"%.60s\" is not a valid "

@@ -100,6 +100,7 @@ def check(world, domain, *args, conf=None, server=None, timeout=30):
                     timeout=timeout)
     took = time.monotonic() - t0
     assert r.returncode in (0, 1), r.stderr
+    assert r.stderr == "", r.stderr
     doc = json.loads(r.stdout)
     by = {}
     for c in doc["checks"]:
