@@ -615,6 +615,13 @@ check_alignment(struct state *s)
 		    "%s: DMARC passes on SPF alone, which breaks when mail is "
 		    "forwarded", d, spfs, dkims);
 		fix(it, "sign with a DKIM key for %s (see the dkim line)", d);
+	} else if (spf_al && !s->o->ip && s->spf != DNSCHECK_FAIL &&
+	    s->spf != DNSCHECK_ERROR) {
+		it = add(s, "alignment", s->align = DNSCHECK_WARN, "From %s: %s; "
+		    "%s: DMARC can only pass on SPF, which was not checked for an "
+		    "address", d, spfs, dkims);
+		fix(it, "give --ip SENDING_IP, and sign with a DKIM key for %s "
+		    "(see the dkim line)", d);
 	} else if (s->dkim == DNSCHECK_ERROR || s->spf == DNSCHECK_ERROR) {
 		add(s, "alignment", s->align = DNSCHECK_ERROR, "could not run: the "
 		    "%s check could not run", s->dkim == DNSCHECK_ERROR ? "dkim" :

@@ -136,6 +136,17 @@ def test_good_domain_passes_everything(world):
     assert "13 pass, 0 warn, 0 fail, 0 could not run" in r.stdout
 
 
+def test_without_ip_warns_but_passes(world):
+    rc, doc, by, _ = check(world, "good.test")
+    assert rc == 0, doc                 # warnings do not fail
+    st = statuses(by)
+    assert st["spf"] == "warn" and "--ip" in by["spf"]["fix"]
+    assert "others get fail (-all)" in by["spf"]["summary"]
+    assert st["ptr"] == "warn" and st["bulk.spf"] == "warn"
+    assert st["dkim"] == "pass" and st["alignment"] == "pass"
+    assert doc["counts"]["fail"] == 0 and doc["counts"]["warn"] == 4
+
+
 def test_ip_outside_spf_and_without_ptr(world):
     rc, doc, by, _ = check(world, "good.test", "--ip", IP_NO_PTR)
     assert rc == 1
