@@ -1182,7 +1182,8 @@ dkim_keys_check_record(const struct dkim_keys *k, const char *domain,
 	}
 	if (!(pub = dkim_pub_decode(v, info->alg, err, n)))
 		goto out;
-	info->bits = EVP_PKEY_get_bits(pub);
+	info->bits = info->alg == DKIM_ALG_ED25519_SHA256 ? 256 :
+	    EVP_PKEY_get_bits(pub);
 	if (info->alg == DKIM_ALG_RSA_SHA256 && info->bits < DKIM_RSA_MIN) {
 		dkim_err(err, n, "an RSA key of %d bits: verifiers refuse keys "
 		    "under %d bits (RFC 8301)", info->bits, DKIM_RSA_MIN);

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1139,6 +1140,121 @@ concurrent_signing_verifies(void **state)
 	}
 }
 
+/* ---- published key records (check-dns) --------------------------------- */
+
+/* rec with text inserted after its "v=DKIM1; ": a new string. */
+static char *
+with_tag(const char *rec, const char *tag)
+{
+	struct buf b = BUF_INIT;
+
+	buf_printf(&b, "v=DKIM1; %s%s", tag, rec + strlen("v=DKIM1; "));
+	return buf_steal(&b);
+}
+
+static void
+published_records_are_checked(void **state)
+{
+	char *testing = with_tag(rsa_rec, "t=y; "), *sha1 = with_tag(rsa_rec,
+	    "h=sha1; "), *folded = with_tag(rsa_rec, ""), small[1024];
+	struct { const char *domain, *sel, *txt; int rc; const char *err;
+	    enum dkim_alg alg; int bits, testing; } t[] = {
+		{ DOMAIN, "rsa2026", rsa_rec, DKIM_PUB_MATCH, NULL,
+		    DKIM_ALG_RSA_SHA256, 2048, 0 },
+		{ "EXAMPLE.com", "RSA2026", rsa_rec, DKIM_PUB_MATCH, NULL,
+		    DKIM_ALG_RSA_SHA256, 2048, 0 },
+		{ DOMAIN, "ed2026", ed_rec, DKIM_PUB_MATCH, NULL,
+		    DKIM_ALG_ED25519_SHA256, 256, 0 },
+		{ "ed.example", "ed2026", ed_rec, DKIM_PUB_MATCH, NULL,
+		    DKIM_ALG_ED25519_SHA256, 256, 0 },
+		{ DOMAIN, "rsa2026", ed_rec, DKIM_PUB_MISMATCH, NULL,
+		    DKIM_ALG_ED25519_SHA256, 256, 0 },
+		{ "rsa.example", "rsa2026", ed_rec, DKIM_PUB_MISMATCH, NULL,
+		    DKIM_ALG_ED25519_SHA256, 256, 0 },
+		{ "other.example", "s1", rsa_rec, DKIM_PUB_UNCONFIGURED, NULL,
+		    DKIM_ALG_RSA_SHA256, 2048, 0 },
+		{ DOMAIN, "rsa2026", testing, DKIM_PUB_MATCH, NULL,
+		    DKIM_ALG_RSA_SHA256, 2048, 1 },
+		{ DOMAIN, "rsa2026", folded, DKIM_PUB_MATCH, NULL,
+		    DKIM_ALG_RSA_SHA256, 2048, 0 },
+		{ DOMAIN, "rsa2026", sha1, -1, "sha256", 0, 0, 0 },
+		{ DOMAIN, "rsa2026", "v=DKIM1; k=rsa; p=", -1, "revoked", 0, 0,
+		    0 },
+		{ DOMAIN, "rsa2026", "v=DKIM1; k=rsa", -1, "no p=", 0, 0, 0 },
+		{ DOMAIN, "rsa2026", "v=DKIM1; p=MII@", -1, "base64", 0, 0, 0 },
+		{ DOMAIN, "rsa2026", "v=DKIM1; p=MIIB", -1, "RSA", 0, 0, 0 },
+		{ DOMAIN, "rsa2026", "v=DKIM1; k=dsa; p=MIIB", -1, "key type",
+		    0, 0, 0 },
+		{ DOMAIN, "rsa2026", "k=rsa; v=DKIM1; p=MIIB", -1, "first", 0, 0,
+		    0 },
+		{ DOMAIN, "rsa2026", "v=DKIM2; p=MIIB", -1, "DKIM1", 0, 0, 0 },
+		{ DOMAIN, "ed2026", "v=DKIM1; k=ed25519; p=AAAA", -1, "32", 0, 0,
+		    0 },
+		{ DOMAIN, "rsa2026", "v=DKIM1; p", -1, "=value", 0, 0, 0 },
+		{ DOMAIN, "rsa2026", small, -1, "1024", 0, 0, 0 },
+	};
+	EVP_PKEY *weak = EVP_RSA_gen(768);
+	unsigned char *der = NULL, b64[512];
+	int len;
+
+	(void)state;
+	/* folding white space inside p= is allowed */
+	memmove(folded + 30, folded + 29, strlen(folded + 29) + 1);
+	folded[29] = ' ';
+	assert_non_null(weak);
+	len = i2d_PUBKEY(weak, &der);
+	assert_true(len > 0);
+	EVP_EncodeBlock(b64, der, len);
+	snprintf(small, sizeof(small), "v=DKIM1; k=rsa; p=%s", b64);
+	OPENSSL_free(der);
+	EVP_PKEY_free(weak);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct dkim_pubkey info;
+		struct buf want = BUF_INIT;
+		char err[256] = "";
+		int rc = dkim_keys_check_record(keys, t[i].domain, t[i].sel,
+		    t[i].txt, &info, &want, err, sizeof(err));
+
+		if (rc != t[i].rc)
+			fail_msg("case %zu (%.40s): %d, want %d: %s", i, t[i].txt, rc,
+			    t[i].rc, err);
+		if (t[i].err && !strstr(err, t[i].err))
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, t[i].err);
+		if (rc >= 0) {
+			assert_int_equal(info.alg, t[i].alg);
+			assert_int_equal(info.bits, t[i].bits);
+			assert_int_equal(info.testing, t[i].testing);
+		}
+		/* the configured key's record, whatever was published */
+		if (rc == DKIM_PUB_UNCONFIGURED)
+			assert_int_equal(want.len, 0);
+		else if (!strcasecmp(t[i].domain, DOMAIN) &&
+		    !strcasecmp(t[i].sel, "rsa2026"))
+			assert_string_equal(buf_str(&want), rsa_rec);
+		buf_free(&want);
+	}
+	free(testing);
+	free(sha1);
+	free(folded);
+}
+
+static void
+selectors_are_listed(void **state)
+{
+	const char *sel[4];
+	enum dkim_alg alg[4];
+
+	(void)state;
+	assert_int_equal(dkim_keys_selectors(keys, "Example.COM", sel, alg, 4),
+	    2);
+	assert_string_equal(sel[0], "rsa2026");
+	assert_int_equal(alg[0], DKIM_ALG_RSA_SHA256);
+	assert_string_equal(sel[1], "ed2026");
+	assert_int_equal(dkim_keys_selectors(keys, DOMAIN, sel, alg, 1), 2);
+	assert_int_equal(dkim_keys_selectors(keys, "none.example", sel, alg,
+	    4), 0);
+}
+
 int
 main(void)
 {
@@ -1160,6 +1276,8 @@ main(void)
 		cmocka_unit_test(key_warnings_load_and_sign),
 		cmocka_unit_test(add_rejects_duplicates_and_bad_names),
 		cmocka_unit_test(concurrent_signing_verifies),
+		cmocka_unit_test(published_records_are_checked),
+		cmocka_unit_test(selectors_are_listed),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
