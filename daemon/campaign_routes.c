@@ -52,9 +52,10 @@ on_listing(void *arg, const PGresult *res, const char *err)
 	}
 	for (size_t i = 0; cs && i < cs->n; i++) {
 		const struct campaign_def *def = cs->v[i];
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "name", def->name,
-		    "subject", def->subject_src, "from", def->from_src,
-		    "schedule", def->schedule_src);
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
+		    def->name, "channel", def->sms ? "sms" : "email", "subject",
+		    def->subject_src, "from", def->from_src, "schedule",
+		    def->schedule_src);
 		json_t *lists = json_array();
 		const char *status = "draft";
 
@@ -87,12 +88,16 @@ list_campaigns(struct httpd_req *r, void *arg)
 	}
 	l->d = d;
 	l->r = r;
-	if (db_query(d->db, "SELECT c.name, c.status, (SELECT coalesce("
+	/* deliveries: emails, or an SMS campaign's texts, by status */
+	if (db_query(d->db, "SELECT c.name, c.status, CASE WHEN c.kind = 'sms' "
+	    "THEN (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM "
+	    "(SELECT status, count(*) AS n FROM sms WHERE campaign_id = c.id "
+	    "GROUP BY status) y) ELSE (SELECT coalesce("
 	    "jsonb_object_agg(status, n), '{}') FROM (SELECT status, count(*) "
 	    "AS n FROM deliveries WHERE campaign_id = c.id AND (vars IS NULL OR "
 	    "NOT vars ? 'test') "
-	    "GROUP BY status) x)::text FROM campaigns c WHERE c.kind = "
-	    "'newsletter'", 0, NULL, on_listing,
+	    "GROUP BY status) x) END::text FROM campaigns c WHERE c.kind IN "
+	    "('newsletter', 'sms')", 0, NULL, on_listing,
 	    l) < 0) {
 		free(l);
 		httpd_reply_error(r, 503, NULL, "the database queue is full");

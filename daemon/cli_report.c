@@ -5,7 +5,9 @@
  * per grouping, the API's JSON, or one CSV with a "by" column; and
  * `leadcast report sms`: texts per gateway (sent, delivered, failed, failed
  * over, emailed instead, delivery rate, time to the gateway and to the
- * phone) and texts received, from GET /api/v1/reports/sms.
+ * phone), SMS campaigns (texts by outcome, parts, cost; in CSV a second
+ * table after a blank line) and texts received, from GET
+ * /api/v1/reports/sms.
  *
  * --since takes a date or a duration back from now (cli_fmt_since) and
  * sends ISO 8601 UTC; without it the daemon's default period applies.
@@ -204,6 +206,54 @@ static const char *const sms_cols[] = { "messages", "segments", "sent",
     "delivered", "failed", "queued", "sending", "failed_over",
     "fallback_emails" };
 #define NSMS (sizeof(sms_cols) / sizeof(sms_cols[0]))
+/* SMS campaigns: their texts by what became of them, parts and cost */
+static const char *const smsc_cols[] = { "campaign", "status", "messages",
+    "segments", "cost", "queued", "deferred", "sending", "sent", "delivered",
+    "failed", "suppressed", "cancelled" };
+#define NSMSC (sizeof(smsc_cols) / sizeof(smsc_cols[0]))
+
+static void
+sms_campaigns(const json_t *cps, int csv)
+{
+	static const char *const head[NSMSC] = { "CAMPAIGN", "STATUS", "TEXTS",
+	    "PARTS", "COST", "QUEUED", "QUIET", "SENDING", "SENT", "DELIVERED",
+	    "FAILED", "STOPPED", "CANCELLED" };
+	struct cli_table t;
+	size_t i;
+	json_t *r;
+	char v[64];
+
+	if (csv) {
+		if (json_array_size(cps) == 0)
+			return;
+		printf("\n");
+		for (size_t k = 0; k < NSMSC; k++)
+			csv_cell(smsc_cols[k], k + 1 == NSMSC);
+		json_array_foreach(cps, i, r)
+			for (size_t k = 0; k < NSMSC; k++)
+				csv_cell(cli_fmt_scalar(json_object_get(r,
+				    smsc_cols[k]), "0", v, sizeof(v)),
+				    k + 1 == NSMSC);
+		return;
+	}
+	if (json_array_size(cps) == 0)
+		return;
+	printf("SMS campaigns\n");
+	cli_table_init(&t, NSMSC, head, "llrrrrrrrrrrr");
+	json_array_foreach(cps, i, r) {
+		char cell[NSMSC][64];
+		const char *row[NSMSC];
+
+		for (size_t k = 0; k < NSMSC; k++) {
+			row[k] = cell[k];
+			cli_fmt_scalar(json_object_get(r, smsc_cols[k]), "0",
+			    cell[k], sizeof(cell[k]));
+		}
+		cli_table_add(&t, row);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+}
 
 static const char *
 sms_rate(const json_t *row, int csv, char *out, size_t n)
@@ -272,6 +322,7 @@ report_sms(const struct cli_args *a)
 			csv_cell(cli_fmt_scalar(json_object_get(r,
 			    "deliver_p50_s"), "", v, sizeof(v)), 1);
 		}
+		sms_campaigns(json_object_get(doc, "campaigns"), 1);
 	} else {
 		const char *head[13] = { "GATEWAY", "MESSAGES", "PARTS", "SENT",
 		    "DELIVERED", "FAILED", "QUEUED", "SENDING", "FAILED OVER",
@@ -315,6 +366,7 @@ report_sms(const struct cli_args *a)
 			cli_table_print(&t, stdout);
 			cli_table_free(&t);
 		}
+		sms_campaigns(json_object_get(doc, "campaigns"), 0);
 		printf("received: %lld from reps, %lld from leads, %lld from "
 		    "unknown numbers\n",
 		    (long long)json_integer_value(json_object_get(in, "rep")),

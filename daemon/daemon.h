@@ -30,6 +30,9 @@ struct router;
 struct smsd;
 struct httpd_req;
 struct route_conf;
+struct campaign_def;
+struct cond_params;
+struct quiet;
 
 /* Database sessions besides the router's and the sender's: d->db and
  * these, shared by captures so that their commits overlap (each waits
@@ -118,6 +121,13 @@ void sender_node_ready(struct sender *s);
  * cb gets an HTTP status and a JSON document it owns (NULL for 204). */
 int sender_campaign_action(struct sender *s, const char *what,
     const char *name, sender_action_fn *cb, void *arg);
+/* Append to sql the condition that the lead aliased l is in def's
+ * audience: subscribed (confirmed) to one of the lists of the SQL int[]
+ * expression lists (for an SMS campaign: a phone, consent to SMS, and no
+ * lists means every lead), and def's audience condition, its parameters
+ * numbered from *next and added to cp. 0, or -1 with err. */
+int sender_audience_sql(const struct campaign_def *def, const char *lists,
+    int *next, struct buf *sql, struct cond_params *cp, char *err, size_t n);
 /*
  * Queue notification `name` (conf/notifications/NAME.conf) to several
  * people at once: PostgreSQL array literals of lead ids (or NULL), email
@@ -233,6 +243,39 @@ int sms_batch_add(struct sms_batch *b, const char *gateway, const char *to,
 int sms_batch_add_notice(struct lc_daemon *d, struct sms_batch *b,
     const char *rep, const char *phone, const char *team, json_t *data,
     long long offer, long long lead, const char *fallback);
+/*
+ * Texts to leads: the one path SMS campaigns and drip steps send by.
+ * sms_to_lead() renders template (templates/NAME.mustache) with the lead's
+ * fields (as campaigns do: {{first_name}}, {{fields.plan}}) plus vars
+ * (may be NULL; not stolen), and queues it once per key: a second call
+ * with the same key (a retried drip step, a restarted daemon) queues
+ * nothing and answers "duplicate" with the first message's id. The text
+ * goes only to a lead with a phone and recorded consent (sms_consent
+ * true), checked again when it is about to go out (a STOP in between
+ * suppresses it); in quiet hours (the lead's time_zone, else
+ * m->time_zone) it waits for their end. cb (may be NULL) gets one of
+ * queued, duplicate, no_consent, no_phone, too_long (more parts than
+ * max_segments: recorded as failed), error, with a message and the sms
+ * id (0 if none). Returns 0, or -1 (cb not called) when it cannot start.
+ */
+struct sms_lead_msg {
+	long long lead;                 /* leads.id */
+	const char *template_name;      /* "sms/welcome" */
+	const char *key;                /* idempotency key, at most 200 bytes:
+	                                 * "drip:NAME:ENROLLMENT:STEP" */
+	const char *kind;               /* "drip", "campaign", ...; NULL =
+	                                 * "lead" */
+	int campaign_id;                /* campaigns.id, or 0 */
+	const char *gateway;            /* NULL or "": sms.conf's default */
+	const struct quiet *quiet;      /* NULL: none */
+	const char *time_zone;          /* for leads without one; NULL = UTC */
+	int max_segments;               /* 0 = SMS_MAX_SEGMENTS */
+	const json_t *vars;             /* more template data, or NULL */
+};
+typedef void sms_lead_fn(void *arg, const char *status, const char *msg,
+    long long sms_id);
+int sms_to_lead(struct lc_daemon *d, const struct sms_lead_msg *m,
+    sms_lead_fn *cb, void *arg);
 struct smsd *sms_new(struct lc_daemon *d);
 void sms_free(struct smsd *s);
 /* Messages may be due: claim now. */

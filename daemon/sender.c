@@ -1353,9 +1353,12 @@ on_dead_nodes(void *arg, const PGresult *res, const char *err)
 	if (dead) {
 		p[0] = db_array_end(&ids);
 		log_info("releasing the deliveries of %d stopped daemon%s on this "
-		    "host", dead, dead == 1 ? "" : "s");
+		    "host (and their texts)", dead, dead == 1 ? "" : "s");
 		db_query(s->db, "WITH n AS (UPDATE nodes SET stopped_at = "
-		    "now() WHERE id = ANY($1::bigint[]) RETURNING id) "
+		    "now() WHERE id = ANY($1::bigint[]) RETURNING id), "
+		    "t AS (UPDATE sms SET lease_until = now() - interval "
+		    "'1 second' WHERE status = 'sending' AND node_id IN "
+		    "(SELECT id FROM n)) "
 		    "UPDATE deliveries SET lease_until = now() - interval "
 		    "'1 second' WHERE status = 'sending' AND node_id IN "
 		    "(SELECT id FROM n)", 1, p, NULL, NULL);
@@ -1575,7 +1578,39 @@ on_report(void *arg, const PGresult *res, const char *err)
 	    "finished_at", PQgetisnull(res, 0, 5) ? NULL :
 	    PQgetvalue(res, 0, 5));
 	json_object_set_new(doc, "id", json_integer(atoll(PQgetvalue(res, 0, 1))));
+	if (!strcmp(PQgetvalue(res, 0, 7), "sms")) {
+		/* texts: messages, parts, cost and counts by status */
+		json_t *t = json_loads(PQgetvalue(res, 0, 6), 0, NULL);
+		json_t *st = json_object_get(t, "status");
+
+		json_object_set_new(doc, "channel", json_string("sms"));
+		json_object_set_new(doc, "deliveries", st ? json_incref(st) :
+		    json_object());
+		json_object_set_new(doc, "sms", t ? t : json_object());
+	}
 	action_reply(a, 200, doc);
+}
+
+int
+sender_audience_sql(const struct campaign_def *def, const char *lists,
+    int *next, struct buf *sql, struct cond_params *cp, char *err, size_t n)
+{
+	struct cond_env env = { time(NULL), NULL };
+
+	if (def->sms)
+		buf_printf(sql, "l.phone IS NOT NULL AND l.sms_consent IS TRUE "
+		    "AND (cardinality(%s) = 0 OR ", lists);
+	else
+		buf_puts(sql, "l.email IS NOT NULL AND (");
+	buf_printf(sql, "EXISTS (SELECT 1 FROM subscriptions sb WHERE "
+	    "sb.lead_id = l.id AND sb.list_id = ANY(%s) AND sb.status = "
+	    "'confirmed')) AND ", lists);
+	if (!def->audience) {
+		buf_puts(sql, "true");
+		return 0;
+	}
+	return cond_to_sql(def->audience, &lead_sqlmap, &env, next, sql, cp,
+	    err, n);
 }
 
 int
@@ -1603,7 +1638,6 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 	snprintf(a->what, sizeof(a->what), "%s", what);
 	if (!strcmp(what, "start") || !strcmp(what, "schedule")) {
 		struct cond_params cp = { NULL, 0, 0 };
-		struct cond_env env = { time(NULL), NULL };
 		struct buf sql, lists;
 		char err[256], nlists[16];
 		const char **p;
@@ -1618,32 +1652,31 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 		    "'{}') AS ids, count(*) AS n FROM lists WHERE name = "
 		    "ANY($2::text[])), "
 		    "cp AS (INSERT INTO campaigns AS c (name, kind, list_ids, "
-		    "status, started_at) SELECT $1, 'newsletter', lst.ids, "
+		    "status, started_at) SELECT $1, '%s', lst.ids, "
 		    "'running', now() FROM lst WHERE lst.n = $3 ON CONFLICT "
-		    "(name) DO UPDATE SET list_ids = EXCLUDED.list_ids, status = "
-		    "'running', started_at = now() WHERE c.status IN ('draft', "
-		    "'scheduled') RETURNING id, list_ids), "
-		    "ins AS (INSERT INTO deliveries (campaign_id, lead_id, email) "
-		    "SELECT cp.id, l.id, l.email FROM cp, leads l WHERE l.email "
-		    "IS NOT NULL AND EXISTS (SELECT 1 FROM subscriptions sb "
-		    "WHERE sb.lead_id = l.id AND sb.list_id = ANY(cp.list_ids) "
-		    "AND sb.status = 'confirmed') AND ");
-		if (def->audience) {
-			if (cond_to_sql(def->audience, &lead_sqlmap, &env,
-			    &next, &sql, &cp, err, sizeof(err)) < 0) {
-				buf_free(&sql);
-				buf_free(&lists);
-				action_reply(a, 422, error_doc("campaign %s: "
-				    "audience: %s", name, err));
-				return 0;
-			}
-		} else {
-			buf_puts(&sql, "true");
+		    "(name) DO UPDATE SET list_ids = EXCLUDED.list_ids, kind = "
+		    "EXCLUDED.kind, status = 'running', started_at = now() WHERE "
+		    "c.status IN ('draft', 'scheduled') RETURNING id, list_ids), "
+		    "ins AS (", def->sms ? "sms" : "newsletter");
+		/* an SMS campaign's texts are queued by sms.c as it goes
+		 * (sms_fill): here they are only counted */
+		buf_puts(&sql, def->sms ? "SELECT 1 FROM cp, leads l WHERE " :
+		    "INSERT INTO deliveries (campaign_id, lead_id, email) "
+		    "SELECT cp.id, l.id, l.email FROM cp, leads l WHERE ");
+		if (sender_audience_sql(def, "cp.list_ids", &next, &sql, &cp,
+		    err, sizeof(err)) < 0) {
+			buf_free(&sql);
+			buf_free(&lists);
+			cond_params_free(&cp);
+			action_reply(a, 422, error_doc("campaign %s: audience: %s",
+			    name, err));
+			return 0;
 		}
-		buf_puts(&sql, " ON CONFLICT DO NOTHING RETURNING 1) "
-		    "SELECT (SELECT id FROM cp), (SELECT count(*) FROM ins), "
-		    "(SELECT n FROM lst), (SELECT status FROM campaigns WHERE "
-		    "name = $1), $3::int");
+		buf_puts(&sql, def->sms ? ") " : " ON CONFLICT DO NOTHING "
+		    "RETURNING 1) ");
+		buf_puts(&sql, "SELECT (SELECT id FROM cp), (SELECT count(*) FROM "
+		    "ins), (SELECT n FROM lst), (SELECT status FROM campaigns "
+		    "WHERE name = $1), $3::int");
 		snprintf(nlists, sizeof(nlists), "%zu", def->lists.n);
 		p = calloc(3 + cp.n, sizeof(*p));
 		if (!p) {
@@ -1667,11 +1700,19 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 	} else if (!strcmp(what, "pause") || !strcmp(what, "resume")) {
 		const char *p[1] = { name };
 
+		/* an SMS campaign's queued texts are set aside while it is
+		 * paused (claims never walk them), and due again on resume */
 		rc = db_query(s->db, !strcmp(what, "pause") ?
-		    "UPDATE campaigns SET status = 'paused' WHERE name = $1 AND "
-		    "status = 'running' RETURNING status" :
-		    "UPDATE campaigns SET status = 'running' WHERE name = $1 AND "
-		    "status = 'paused' RETURNING status", 1, p, on_simple, a);
+		    "WITH c AS (UPDATE campaigns SET status = 'paused' WHERE "
+		    "name = $1 AND status = 'running' RETURNING id, status), "
+		    "m AS (UPDATE sms SET next_attempt_at = 'infinity' WHERE "
+		    "campaign_id IN (SELECT id FROM c) AND status = 'queued') "
+		    "SELECT status FROM c" :
+		    "WITH c AS (UPDATE campaigns SET status = 'running' WHERE "
+		    "name = $1 AND status = 'paused' RETURNING id, status), "
+		    "m AS (UPDATE sms SET next_attempt_at = now() WHERE "
+		    "campaign_id IN (SELECT id FROM c) AND status = 'queued') "
+		    "SELECT status FROM c", 1, p, on_simple, a);
 		if (!strcmp(what, "resume"))
 			sender_kick(s);
 	} else if (!strcmp(what, "cancel")) {
@@ -1684,8 +1725,13 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 		    "'scheduled', 'running', 'paused') RETURNING id, status), "
 		    "d AS (UPDATE deliveries SET status = 'cancelled', updated_at "
 		    "= now() WHERE campaign_id IN (SELECT id FROM c) AND status "
-		    "IN ('queued', 'deferred') RETURNING 1) "
-		    "SELECT (SELECT status FROM c), (SELECT count(*) FROM d)", 1,
+		    "IN ('queued', 'deferred') RETURNING 1), "
+		    "t AS (UPDATE sms SET status = 'cancelled', error = "
+		    "'campaign cancelled', lease_until = NULL, updated_at = now() "
+		    "WHERE campaign_id IN (SELECT id FROM c) AND status = "
+		    "'queued' RETURNING 1) "
+		    "SELECT (SELECT status FROM c), (SELECT count(*) FROM d) + "
+		    "(SELECT count(*) FROM t)", 1,
 		    p, on_simple, a);
 	} else if (!strcmp(what, "report")) {
 		const char *p[1] = { name };
@@ -1699,8 +1745,15 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 		    "(SELECT coalesce(jsonb_object_agg(type, n), '{}') FROM "
 		    "(SELECT type, count(*) AS n FROM events WHERE campaign_id = "
 		    "c.id GROUP BY type) y)::text, c.started_at::text, "
-		    "c.finished_at::text FROM campaigns c WHERE c.name = $1", 1, p,
-		    on_report, a);
+		    "c.finished_at::text, "
+		    "(SELECT jsonb_build_object('messages', coalesce(sum(n), 0), "
+		    "'segments', coalesce(sum(segments), 0), 'cost', "
+		    "coalesce(sum(cost), 0), 'status', coalesce(jsonb_object_agg("
+		    "status, n) FILTER (WHERE status IS NOT NULL), '{}')) FROM "
+		    "(SELECT status, count(*) AS n, sum(segments) AS segments, "
+		    "sum(cost) AS cost FROM sms WHERE campaign_id = c.id GROUP BY "
+		    "status) z)::text, c.kind FROM campaigns c WHERE c.name = $1",
+		    1, p, on_report, a);
 	} else {
 		action_reply(a, 400, error_doc("unknown action %s", what));
 		return 0;
@@ -1815,9 +1868,16 @@ sender_send_test(struct sender *s, const char *name, const char *to,
 	const char *why = NULL;
 	struct test *t;
 
-	if (!s->d->conf->campaigns || !campaign_find(s->d->conf->campaigns,
-	    name)) {
+	const struct campaign_def *def = s->d->conf->campaigns ?
+	    campaign_find(s->d->conf->campaigns, name) : NULL;
+
+	if (!def) {
 		cb(arg, 404, error_doc("no campaign %s", name));
+		return 0;
+	}
+	if (def->sms) {
+		cb(arg, 409, error_doc("campaign %s is an SMS campaign: test "
+		    "copies are emails", name));
 		return 0;
 	}
 	if (!mime_addr_valid(to, &why)) {

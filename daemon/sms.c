@@ -53,12 +53,14 @@
 #include <time.h>
 
 #include "buf.h"
+#include "campaign.h"
 #include "cond.h"
 #include "db.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
 #include "phone.h"
+#include "quiet.h"
 #include "route.h"
 #include "sms.h"
 #include "smsgw.h"
@@ -72,6 +74,10 @@
 #define CODE_MARK       "\xc2\xa7\xc2\xa7\xc2\xa7\xc2\xa7"  /* "§§§§" */
 
 struct job;
+struct smsd;
+
+static void sms_claim(struct smsd *s);
+static void sms_fill(struct smsd *s, int now);
 
 /* A gateway's runtime state. Claims run ahead of the connections (up to
  * AHEAD times as many messages, all leased): the claimed wait in a local
@@ -106,11 +112,18 @@ struct smsd {
 	size_t ngw;
 	time_t last_fix, last_remind;
 	int reminding;                  /* a reminder query in flight */
+	int filling, fill_more;         /* an SMS campaign chunk in flight;
+	                                 * the last was full */
+	time_t last_fill;
 	int closing;                    /* sms_free: start nothing */
 	/* texts accepted by their gateways, recorded together (sent_batch) */
 	struct buf sent_ids, sent_msgids, sent_at;
 	int nsent;
 	struct event *ev_flush;
+	/* texts to leads waiting for their handed mark (hand()) */
+	struct job **hand;
+	int nhand, handing;
+	struct event *ev_hand;
 	struct metric *m_sent, *m_retry, *m_failed, *m_failover,
 	    *m_delivered, *m_dlr_failed, *m_in, *m_refused;
 };
@@ -202,6 +215,37 @@ summary(const json_t *lead)
 	return buf_steal(&b);
 }
 
+/*
+ * Render t with data into out (a buf of the caller's), typographic
+ * characters folded to GSM-7 ones, spaces trimmed at both ends; one_line:
+ * line ends become spaces. Returns the text (inside out), or NULL.
+ */
+static char *
+render_text(struct lc_daemon *d, const struct tmpl *t, const json_t *data,
+    int one_line, struct buf *out)
+{
+	struct buf raw;
+	char *s, *e;
+	int r;
+
+	buf_init(&raw, 65536);
+	r = tmpl_render(t, data, d->conf->templates, TMPL_ESCAPE_NONE, &raw) <
+	    0 || sms_fold(buf_str(&raw), raw.len, out) < 0 || !out->data;
+	buf_free(&raw);
+	if (r)
+		return NULL;
+	for (s = out->data; one_line && *s; s++)
+		if (*s == '\n' || *s == '\r')
+			*s = ' ';
+	s = out->data;
+	while (*s == ' ' || *s == '\n' || *s == '\r')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
 /* Render template name with data (the offer notification's) fitted to
  * offer_segments, and add it. */
 static int
@@ -213,8 +257,8 @@ add_rendered(struct lc_daemon *d, struct sms_batch *b, const char *name,
 	const struct tmpl *t = sc ? tmpl_set_get(d->conf->templates, name) :
 	    NULL;
 	json_t *v;
-	struct buf raw, folded, out;
-	char *sum, *s, *e;
+	struct buf folded, out;
+	char *sum, *s;
 	int copy = json_is_true(json_object_get(data, "copy")), r = -1, segs;
 	struct sms_info in;
 
@@ -228,24 +272,10 @@ add_rendered(struct lc_daemon *d, struct sms_batch *b, const char *name,
 	if (!json_is_string(json_object_get(v, "code")))
 		json_object_set_new(v, "code", json_string(offer > 0 && !copy ?
 		    CODE_MARK : ""));
-	buf_init(&raw, 65536);
 	buf_init(&folded, 65536);
 	buf_init(&out, 65536);
-	if (tmpl_render(t, v, d->conf->templates, TMPL_ESCAPE_NONE, &raw) < 0 ||
-	    sms_fold(buf_str(&raw), raw.len, &folded) < 0)
+	if (!(s = render_text(d, t, v, 1, &folded)))
 		goto out;
-	/* one line, trimmed */
-	if (!folded.data)
-		goto out;
-	for (s = folded.data; *s; s++)
-		if (*s == '\n' || *s == '\r')
-			*s = ' ';
-	s = folded.data;
-	while (*s == ' ')
-		s++;
-	e = s + strlen(s);
-	while (e > s && e[-1] == ' ')
-		*--e = '\0';
 	{
 		struct buf fs;
 
@@ -270,7 +300,6 @@ add_rendered(struct lc_daemon *d, struct sms_batch *b, const char *name,
 out:
 	free(sum);
 	json_decref(v);
-	buf_free(&raw);
 	buf_free(&folded);
 	buf_free(&out);
 	return r;
@@ -327,6 +356,512 @@ sms_send_text(struct lc_daemon *d, const char *gateway, const char *to,
 	sms_batch_free(&b);
 }
 
+/* ---- texts to leads (campaigns, drip steps) -------------------------------------- */
+
+/*
+ * Rows for lead_queue_sql: LB_COLS arrays, then the campaign whose fill
+ * cursor advances with them (NULL: none), the cursor, and whether the
+ * campaign's audience is then all queued.
+ */
+#define LB_COLS 16
+struct lead_batch {
+	struct buf a[LB_COLS];
+	int n;
+};
+
+static const char lead_queue_sql[] =
+    "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+    "$4::text[], $5::int[], $6::text[], $7::bigint[], $8::text[], "
+    "$9::int[], $10::int[], $11::int[], $12::text[], $13::numeric[], "
+    "$14::text[], $15::text[], $16::float8[]) AS t(gateway, to_number, "
+    "body, encoding, segments, kind, lead_id, idem_key, campaign_id, "
+    "quiet_from, quiet_to, time_zone, cost, status, error, at)), "
+    "i AS (INSERT INTO sms (gateway, first_gateway, to_number, body, "
+    "encoding, segments, kind, lead_id, idem_key, campaign_id, "
+    "consent_required, quiet_from, quiet_to, time_zone, cost, status, "
+    "error, next_attempt_at) SELECT gateway, gateway, to_number, body, "
+    "encoding, segments, kind, lead_id, idem_key, campaign_id, true, "
+    "quiet_from, quiet_to, time_zone, cost, status, error, to_timestamp(at) "
+    "FROM x ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING "
+    "RETURNING id, idem_key), "
+    "c AS (UPDATE campaigns SET fill_cursor = greatest(fill_cursor, "
+    "$18::bigint), filled_at = CASE WHEN $19::bool THEN now() ELSE "
+    "filled_at END WHERE id = $17::int RETURNING 1) "
+    "SELECT x.idem_key, coalesce(i.id, s.id), i.id IS NOT NULL, "
+    "(SELECT count(*) FROM c) FROM x LEFT JOIN i ON i.idem_key = x.idem_key "
+    "LEFT JOIN sms s ON i.id IS NULL AND s.idem_key = x.idem_key";
+
+static void
+lb_init(struct lead_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	for (int i = 0; i < LB_COLS; i++)
+		buf_init(&b->a[i], 0);
+}
+
+static void
+lb_free(struct lead_batch *b)
+{
+	for (int i = 0; i < LB_COLS; i++)
+		buf_free(&b->a[i]);
+}
+
+/* +CC and 6 to 15 digits in all (the sms table's check). */
+static int
+e164(const char *s)
+{
+	size_t n;
+
+	if (!s || s[0] != '+' || s[1] < '1' || s[1] > '9')
+		return 0;
+	n = strspn(s + 1, "0123456789");
+	return s[1 + n] == '\0' && n >= 6 && n <= 15;
+}
+
+/*
+ * The text of m for lead (the lead's row as JSON) as a row of b. Returns
+ * "queued" (a row added: queued, or failed as too long), "no_phone",
+ * "no_consent" or "error", with a message in msg.
+ */
+static const char *
+lead_add(struct lc_daemon *d, struct lead_batch *b, const json_t *lead,
+    const struct sms_lead_msg *m, char *msg, size_t msgn)
+{
+	const struct smsgw_conf *sc = d->conf->sms;
+	const struct smsgw *g;
+	const struct tmpl *t;
+	const char *phone = json_string_value(json_object_get(lead, "phone"));
+	const char *ltz = json_string_value(json_object_get(lead, "time_zone"));
+	const char *tz = m->time_zone && *m->time_zone ? m->time_zone : "UTC";
+	long long id = (long long)json_integer_value(json_object_get(lead, "id"));
+	int max = m->max_segments > 0 ? m->max_segments : SMS_MAX_SEGMENTS;
+	json_t *data;
+	struct buf out;
+	struct sms_info in;
+	char num[32], cost[48], at[32], err[160], qf[16] = "", qt[16] = "";
+	const char *text, *status = "queued";
+	time_t now = time(NULL), when = now, until;
+
+	if (!sc || !(t = tmpl_set_get(d->conf->templates, m->template_name))) {
+		snprintf(msg, msgn, sc ? "no template %s" : "no SMS gateways "
+		    "(sms.conf)", m->template_name);
+		return "error";
+	}
+	g = m->gateway && *m->gateway ? smsgw_find(sc, m->gateway) :
+	    &sc->v[sc->def];
+	if (!g) {
+		snprintf(msg, msgn, "no gateway %s", m->gateway);
+		return "error";
+	}
+	if (!e164(phone)) {
+		snprintf(msg, msgn, "lead %lld has no phone number in E.164", id);
+		return "no_phone";
+	}
+	if (!json_is_true(json_object_get(lead, "sms_consent"))) {
+		snprintf(msg, msgn, "lead %lld has not consented to SMS", id);
+		return "no_consent";
+	}
+	/* the lead's zone if it is one, else the sender's */
+	if (ltz && *ltz && cond_tz_check(ltz, err, sizeof(err)) == 0)
+		tz = ltz;
+	if (!(data = json_deep_copy(lead)))
+		return "error";
+	if (m->vars)
+		json_object_update(data, (json_t *)m->vars);
+	buf_init(&out, 65536);
+	if (!(text = render_text(d, t, data, 0, &out)) || !*text ||
+	    sms_measure(text, strlen(text), &in) < 0) {
+		json_decref(data);
+		buf_free(&out);
+		snprintf(msg, msgn, "templates/%s rendered %s for lead %lld",
+		    m->template_name, text ? "an empty text" : "nothing", id);
+		return "error";
+	}
+	json_decref(data);
+	if (m->quiet && quiet_active(m->quiet)) {
+		snprintf(qf, sizeof(qf), "%d", m->quiet->from);
+		snprintf(qt, sizeof(qt), "%d", m->quiet->to);
+		if (quiet_check(m->quiet, tz, now, &until) == 1)
+			when = until;
+	}
+	if (in.segments > (size_t)max) {
+		status = "failed";
+		snprintf(msg, msgn, "the text takes %zu parts (at most %d): not "
+		    "sent", in.segments, max);
+	} else {
+		snprintf(msg, msgn, "queued");
+	}
+	snprintf(num, sizeof(num), "%zu", in.segments > SMS_MAX_SEGMENTS ?
+	    (size_t)SMS_MAX_SEGMENTS : in.segments);
+	snprintf(cost, sizeof(cost), "%.6f", g->price * (double)in.segments);
+	snprintf(at, sizeof(at), "%lld", (long long)when);
+	db_array_add(&b->a[0], g->name);
+	db_array_add(&b->a[1], phone);
+	db_array_add(&b->a[2], text);
+	db_array_add(&b->a[3], sms_encoding_name(in.encoding));
+	db_array_add(&b->a[4], num);
+	db_array_add(&b->a[5], m->kind ? m->kind : "lead");
+	add_id(&b->a[6], id);
+	db_array_add(&b->a[7], m->key);
+	add_id(&b->a[8], m->campaign_id);
+	db_array_add(&b->a[9], *qf ? qf : NULL);
+	db_array_add(&b->a[10], *qt ? qt : NULL);
+	db_array_add(&b->a[11], tz);
+	db_array_add(&b->a[12], cost);
+	db_array_add(&b->a[13], status);
+	db_array_add(&b->a[14], strcmp(status, "failed") ? NULL : msg);
+	db_array_add(&b->a[15], at);
+	b->n++;
+	buf_free(&out);
+	return strcmp(status, "failed") ? "queued" : "too_long";
+}
+
+/* Queue b's rows (and advance campaign's cursor to cursor; done: all of
+ * its audience is queued). */
+static int
+lead_queue(struct smsd *s, struct lead_batch *b, int campaign,
+    long long cursor, int done, db_result_fn *cb, void *arg)
+{
+	const char *p[LB_COLS + 3];
+	char cid[16], cur[32];
+
+	for (int i = 0; i < LB_COLS; i++)
+		p[i] = db_array_end(&b->a[i]);
+	snprintf(cid, sizeof(cid), "%d", campaign);
+	snprintf(cur, sizeof(cur), "%lld", cursor);
+	p[LB_COLS] = campaign > 0 ? cid : NULL;
+	p[LB_COLS + 1] = cur;
+	p[LB_COLS + 2] = done ? "t" : "f";
+	return db_query(s->db, lead_queue_sql, LB_COLS + 3, p, cb, arg);
+}
+
+struct tolead {
+	struct smsd *s;
+	struct sms_lead_msg m;          /* strings and vars copied below */
+	char *template_name, *key, *kind, *gateway, *tz;
+	struct quiet quiet;
+	json_t *vars;
+	const char *status;
+	char msg[200];
+	sms_lead_fn *cb;
+	void *arg;
+};
+
+static void
+tolead_done(struct tolead *q, const char *status, long long id)
+{
+	if (q->cb)
+		q->cb(q->arg, status, q->msg, id);
+	free(q->template_name);
+	free(q->key);
+	free(q->kind);
+	free(q->gateway);
+	free(q->tz);
+	json_decref(q->vars);
+	free(q);
+}
+
+static void
+on_lead_queued(void *arg, const PGresult *res, const char *err)
+{
+	struct tolead *q = arg;
+	long long id;
+
+	if (err || PQntuples(res) != 1) {
+		snprintf(q->msg, sizeof(q->msg), "queuing: %s", err ? err :
+		    "no row");
+		log_warn("sms to lead %lld (%s): %s", q->m.lead, q->key, q->msg);
+		tolead_done(q, "error", 0);
+		return;
+	}
+	id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+		snprintf(q->msg, sizeof(q->msg), "already queued as sms %lld "
+		    "(key %s)", id, q->key);
+		tolead_done(q, "duplicate", id);
+		return;
+	}
+	sms_kick(q->s);
+	tolead_done(q, q->status, id);
+}
+
+static void
+on_lead_row(void *arg, const PGresult *res, const char *err)
+{
+	struct tolead *q = arg;
+	struct lead_batch b;
+	json_t *lead;
+	const char *st;
+
+	if (err || PQntuples(res) == 0) {
+		if (err)
+			snprintf(q->msg, sizeof(q->msg), "%s", err);
+		else
+			snprintf(q->msg, sizeof(q->msg), "no lead %lld", q->m.lead);
+		tolead_done(q, err ? "error" : "no_lead", 0);
+		return;
+	}
+	if (!(lead = json_loads(PQgetvalue(res, 0, 0), 0, NULL))) {
+		snprintf(q->msg, sizeof(q->msg), "the lead's row is not JSON");
+		tolead_done(q, "error", 0);
+		return;
+	}
+	lb_init(&b);
+	st = lead_add(q->s->d, &b, lead, &q->m, q->msg, sizeof(q->msg));
+	json_decref(lead);
+	if (b.n == 0) {
+		lb_free(&b);
+		tolead_done(q, st, 0);
+		return;
+	}
+	q->status = st;
+	if (lead_queue(q->s, &b, 0, 0, 0, on_lead_queued, q) < 0) {
+		snprintf(q->msg, sizeof(q->msg), "the database queue is full");
+		tolead_done(q, "error", 0);
+	}
+	lb_free(&b);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int
+sms_to_lead(struct lc_daemon *d, const struct sms_lead_msg *m,
+    sms_lead_fn *cb, void *arg)
+{
+	struct smsd *s = d->sms;
+	struct tolead *q;
+	char id[32];
+	const char *p[1] = { id };
+
+	if (!s || !d->conf->sms || !m->template_name || !m->key || !*m->key ||
+	    strlen(m->key) > 200 || m->lead <= 0)
+		return -1;
+	if (!(q = calloc(1, sizeof(*q))))
+		return -1;
+	q->s = s;
+	q->m = *m;
+	q->cb = cb;
+	q->arg = arg;
+	q->m.template_name = q->template_name = strdup(m->template_name);
+	q->m.key = q->key = strdup(m->key);
+	q->m.kind = q->kind = dup_or_null(m->kind);
+	q->m.gateway = q->gateway = dup_or_null(m->gateway);
+	q->m.time_zone = q->tz = dup_or_null(m->time_zone);
+	if (m->quiet) {
+		q->quiet = *m->quiet;
+		q->m.quiet = &q->quiet;
+	}
+	q->vars = m->vars ? json_deep_copy(m->vars) : NULL;
+	q->m.vars = q->vars;
+	snprintf(id, sizeof(id), "%lld", m->lead);
+	if (!q->template_name || !q->key || db_query(s->db, "SELECT "
+	    "to_jsonb(l)::text FROM leads l WHERE id = $1::bigint", 1, p,
+	    on_lead_row, q) < 0) {
+		q->cb = NULL;
+		tolead_done(q, "error", 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- SMS campaigns: the audience queued a chunk at a time ------------------------ */
+
+#define FILL_CHUNK 200
+
+struct fill {
+	struct smsd *s;
+	struct conf *conf;              /* a reference: def lives in it */
+	const struct campaign_def *def;
+	int campaign;
+	long long cursor;
+};
+
+static void
+fill_end(struct fill *f)
+{
+	f->s->filling = 0;
+	conf_unref(f->conf);
+	free(f);
+}
+
+static void
+on_fill_queued(void *arg, const PGresult *res, const char *err)
+{
+	struct fill *f = arg;
+	struct smsd *s = f->s;
+	int more = 0, n = 0;
+
+	if (err) {
+		log_error("campaign %s: queuing texts: %s (tried again)",
+		    f->def->name, err);
+	} else {
+		for (int i = 0; i < PQntuples(res); i++)
+			n += strcmp(PQgetvalue(res, i, 2), "t") == 0;
+		more = f->s->fill_more;
+		if (n)
+			log_info("campaign %s: %d texts queued", f->def->name, n);
+	}
+	fill_end(f);
+	if (n)
+		sms_claim(s);
+	if (more)
+		sms_fill(s, 1);
+}
+
+static void
+on_fill_leads(void *arg, const PGresult *res, const char *err)
+{
+	struct fill *f = arg;
+	struct lead_batch b;
+	int n = err ? 0 : PQntuples(res), bad = 0;
+	long long cursor = f->cursor;
+	char msg[200];
+
+	if (err) {
+		log_error("campaign %s: reading its audience: %s", f->def->name,
+		    err);
+		fill_end(f);
+		return;
+	}
+	lb_init(&b);
+	for (int i = 0; i < n; i++) {
+		json_t *lead = json_loads(PQgetvalue(res, i, 1), 0, NULL);
+		long long id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		char key[64];
+		struct sms_lead_msg m = { id, f->def->text_name, key, "campaign",
+			f->campaign, f->def->gateway, &f->def->quiet,
+			f->def->time_zone, (int)f->def->max_segments, NULL };
+		const char *st;
+
+		if (id > cursor)
+			cursor = id;
+		snprintf(key, sizeof(key), "campaign:%d:%lld", f->campaign, id);
+		st = lead ? lead_add(f->s->d, &b, lead, &m, msg, sizeof(msg)) :
+		    "error";
+		json_decref(lead);
+		if (strcmp(st, "queued") != 0 && bad++ < 5)
+			log_warn("campaign %s: lead %lld: %s", f->def->name, id,
+			    lead ? msg : "not JSON");
+	}
+	f->s->fill_more = n == FILL_CHUNK;
+	if (lead_queue(f->s, &b, f->campaign, cursor, n < FILL_CHUNK,
+	    on_fill_queued, f) < 0) {
+		log_warn("campaign %s: the database queue is full", f->def->name);
+		fill_end(f);
+	}
+	lb_free(&b);
+}
+
+static void
+on_fill_campaign(void *arg, const PGresult *res, const char *err)
+{
+	struct fill *f = arg;
+	struct smsd *s = f->s;
+	const struct campaign_def *def;
+	struct cond_params cp = { NULL, 0, 0 };
+	struct buf sql;
+	const char **p;
+	char e[256];
+	int next = 3;
+
+	if (err || PQntuples(res) == 0) {
+		if (err)
+			log_warn("SMS campaigns: %s", err);
+		fill_end(f);
+		return;
+	}
+	f->campaign = atoi(PQgetvalue(res, 0, 0));
+	f->cursor = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	def = f->conf->campaigns ? campaign_find(f->conf->campaigns,
+	    PQgetvalue(res, 0, 1)) : NULL;
+	if (!def || !def->sms) {
+		log_error("campaign %s is running but not an SMS campaign of the "
+		    "configuration: paused", PQgetvalue(res, 0, 1));
+		db_query(s->db, "UPDATE campaigns SET status = 'paused' WHERE id "
+		    "= $1::int", 1, (const char *[]){ PQgetvalue(res, 0, 0) },
+		    NULL, NULL);
+		fill_end(f);
+		return;
+	}
+	f->def = def;
+	buf_init(&sql, 0);
+	buf_puts(&sql, "SELECT l.id, to_jsonb(l)::text FROM leads l WHERE l.id "
+	    "> $1::bigint AND ");
+	if (sender_audience_sql(def, "$2::int[]", &next, &sql, &cp, e,
+	    sizeof(e)) < 0) {
+		log_error("campaign %s: audience: %s", def->name, e);
+		buf_free(&sql);
+		cond_params_free(&cp);
+		fill_end(f);
+		return;
+	}
+	buf_printf(&sql, " ORDER BY l.id LIMIT %d", FILL_CHUNK);
+	if (!(p = calloc(2 + cp.n, sizeof(*p)))) {
+		buf_free(&sql);
+		cond_params_free(&cp);
+		fill_end(f);
+		return;
+	}
+	p[0] = PQgetvalue(res, 0, 2);
+	p[1] = PQgetvalue(res, 0, 3);
+	for (size_t i = 0; i < cp.n; i++)
+		p[2 + i] = cp.v[i];
+	if (db_query(s->db, buf_str(&sql), (int)(2 + cp.n), p, on_fill_leads,
+	    f) < 0)
+		fill_end(f);
+	free(p);
+	cond_params_free(&cp);
+	buf_free(&sql);
+}
+
+static void
+on_sms_campaigns_done(void *arg, const PGresult *res, const char *err)
+{
+	(void)arg;
+	for (int i = 0; !err && i < PQntuples(res); i++)
+		log_info("SMS campaign %s finished", PQgetvalue(res, i, 0));
+}
+
+/* Queue the next chunk of a running SMS campaign's audience; now: even if
+ * the last look was less than a second ago. */
+static void
+sms_fill(struct smsd *s, int now)
+{
+	struct lc_daemon *d = s->d;
+	time_t t = time(NULL);
+	struct fill *f;
+	int any = 0;
+
+	for (size_t i = 0; d->conf->campaigns && i < d->conf->campaigns->n; i++)
+		any |= d->conf->campaigns->v[i]->sms;
+	if (!any || s->filling || s->closing || d->stopping || !d->conf->sms ||
+	    db_state(s->db) != DB_READY || (!now && t == s->last_fill))
+		return;
+	s->last_fill = t;
+	if (!(f = calloc(1, sizeof(*f))))
+		return;
+	f->s = s;
+	f->conf = conf_ref(d->conf);
+	s->filling = 1;
+	if (db_query(s->db, "SELECT id, name, fill_cursor, list_ids::text FROM "
+	    "campaigns WHERE kind = 'sms' AND status = 'running' AND filled_at "
+	    "IS NULL ORDER BY id LIMIT 1", 0, NULL, on_fill_campaign, f) < 0) {
+		fill_end(f);
+		return;
+	}
+	if (!now)
+		db_query(s->db, "UPDATE campaigns c SET status = 'done', "
+		    "finished_at = now() WHERE kind = 'sms' AND status = "
+		    "'running' AND filled_at IS NOT NULL AND NOT EXISTS (SELECT 1 "
+		    "FROM sms WHERE campaign_id = c.id AND status IN ('queued', "
+		    "'sending')) RETURNING name", 0, NULL, on_sms_campaigns_done,
+		    NULL);
+}
+
 /* ---- sending ---------------------------------------------------------------------- */
 
 struct job {
@@ -338,6 +873,11 @@ struct job {
 	int attempts, ucs2, segments;
 	int tls;                        /* https: TLS errors say why */
 	int started;                    /* counted in inflight */
+	long long lead;                 /* a text to a lead needing consent */
+	long defer_s;                   /* > 0: not tried, quiet hours */
+	int handed;                     /* marked handed to the gateway */
+	struct quiet quiet;             /* texts to leads: quiet hours */
+	char tz[64];                    /* ... in this zone */
 	char *to, *text;
 	struct evhttp_connection *conn;
 	struct job *next;               /* in its gateway's local queue */
@@ -392,7 +932,6 @@ job_free(struct job *j)
 	free(j);
 }
 
-static void sms_claim(struct smsd *s);
 static void dispatch(struct gwstate *st);
 
 static void
@@ -426,18 +965,20 @@ static const char record_sql[] =
     "ELSE 'queued' END, "
     "sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE s.sent_at END, "
     "gateway_msgid = coalesce(nullif($4, ''), s.gateway_msgid), "
-    "error = CASE WHEN $3 = 'sent' THEN s.error ELSE $5 END, "
+    "error = CASE WHEN $3 IN ('sent', 'defer') THEN s.error ELSE $5 END, "
     "gateway = CASE WHEN $3 = 'failover' THEN $7 ELSE s.gateway END, "
-    "attempts = CASE WHEN $3 = 'failover' THEN 0 ELSE s.attempts END, "
+    "attempts = CASE WHEN $3 = 'failover' THEN 0 WHEN $3 = 'defer' THEN "
+    "greatest(s.attempts - 1, 0) ELSE s.attempts END, "
     "next_attempt_at = now() + $6::bigint * interval '1 millisecond', "
-    "lease_until = NULL, "
-    "fallback_at = CASE WHEN $3 <> 'sent' AND o.fallback IS NOT NULL AND "
-    "o.fallback_at IS NULL THEN now() ELSE s.fallback_at END, "
+    "lease_until = NULL, handed_at = NULL, "
+    "fallback_at = CASE WHEN $3 NOT IN ('sent', 'defer') AND o.fallback "
+    "IS NOT NULL AND o.fallback_at IS NULL THEN now() ELSE s.fallback_at "
+    "END, "
     "updated_at = now() FROM o WHERE s.id = o.id RETURNING s.id), "
     "n AS (SELECT leadcast_notify('offer', ARRAY[NULL::bigint], "
     "ARRAY[o.fallback->>'email'], ARRAY[o.fallback->'vars']) FROM o, u "
-    "WHERE $3 <> 'sent' AND o.fallback IS NOT NULL AND o.fallback_at IS "
-    "NULL AND (o.offer_id IS NULL OR EXISTS (SELECT 1 FROM offers f WHERE "
+    "WHERE $3 NOT IN ('sent', 'defer') AND o.fallback IS NOT NULL AND "
+    "o.fallback_at IS NULL AND (o.offer_id IS NULL OR EXISTS (SELECT 1 FROM offers f WHERE "
     "f.id = o.offer_id AND f.status = 'pending'))), "
     "e AS (INSERT INTO events (type, lead_id, data) SELECT 'sms_failed', "
     "o.lead_id, jsonb_build_object('sms', o.id, 'gateway', o.gateway, "
@@ -458,7 +999,12 @@ job_done(struct job *j, enum smsgw_outcome oc, const char *msgid,
 
 	snprintf(id, sizeof(id), "%lld", j->id);
 	snprintf(node, sizeof(node), "%lld", s->d->node_id);
-	if (oc == SMSGW_SENT) {
+	if (j->defer_s > 0) {
+		p[2] = "defer";
+		ms = j->defer_s * 1000;
+		log_info("sms %lld to %s: quiet hours in %s: deferred %ld s",
+		    j->id, j->to, *j->tz ? j->tz : "UTC", j->defer_s);
+	} else if (oc == SMSGW_SENT) {
 		struct timespec now;
 		char at[48];
 
@@ -838,18 +1384,145 @@ out:
 	return r;
 }
 
+static void hand(struct job *j);
+
 static void
 job_start(struct job *j)
 {
 	char why[300] = "";
 	int r;
+	time_t until;
 
+	if (quiet_active(&j->quiet) && quiet_check(&j->quiet, j->tz,
+	    time(NULL), &until) == 1) {
+		/* quiet hours in the lead's zone: deferred, not sent */
+		j->defer_s = (long)(until - time(NULL));
+		job_done(j, SMSGW_RETRY, "", "quiet hours");
+		return;
+	}
 	j->st->inflight++;
 	j->started = 1;
+	if (j->lead > 0 && !j->handed) {
+		hand(j);
+		return;
+	}
 	r = j->g->type == SMSGW_EMAIL2SMS ? email_send(j, why, sizeof(why)) :
 	    http_send(j, why, sizeof(why));
 	if (r < 0)
 		job_done(j, SMSGW_REJECTED, "", why);
+}
+
+/*
+ * Texts to leads are marked handed (committed, all of a loop turn's in
+ * one statement) before their requests go out: should this node die
+ * before it records the outcome, the text is failed as unknown rather
+ * than sent again. A job whose mark did not take (its row is no longer
+ * ours: suppressed by a STOP, or taken over) is dropped.
+ */
+struct handing {
+	struct smsd *s;
+	struct job **v;
+	int n;
+};
+
+static void
+hand(struct job *j)
+{
+	struct smsd *s = j->s;
+	struct job **v = realloc(s->hand, (size_t)(s->nhand + 1) * sizeof(*v));
+
+	if (!v) {
+		job_done(j, SMSGW_RETRY, "", "out of memory");
+		return;
+	}
+	s->hand = v;
+	v[s->nhand++] = j;
+	if (s->nhand == 1) {
+		struct timeval zero = { 0, 0 };
+
+		event_add(s->ev_hand, &zero);
+	}
+}
+
+static void
+on_handed(void *arg, const PGresult *res, const char *err)
+{
+	struct handing *h = arg;
+	struct smsd *s = h->s;
+	int n = err ? 0 : PQntuples(res);
+
+	s->handing--;
+	if (err)
+		log_warn("sms: marking texts handed to the gateway: %s (sent "
+		    "after their lease)", err);
+	for (int i = 0; i < h->n; i++) {
+		struct job *j = h->v[i];
+		struct gwstate *st = j->st;
+		int ok = 0;
+
+		for (int k = 0; k < n && !ok; k++)
+			ok = strtoll(PQgetvalue(res, k, 0), NULL, 10) == j->id;
+		if (ok && !s->closing) {
+			j->handed = 1;
+			j->st->inflight--;
+			j->started = 0;
+			job_start(j);
+			continue;
+		}
+		if (!err && !s->closing)
+			log_info("sms %lld: not sent: no longer this node's (a "
+			    "STOP, or another node took it over)", j->id);
+		job_free(j);
+		if (!s->closing)
+			dispatch(st);
+	}
+	free(h->v);
+	free(h);
+}
+
+/* Mark $1 (ids) of node $2 handed; those whose lead has withdrawn its
+ * consent meanwhile are suppressed instead (a STOP holds at once). */
+static const char hand_sql[] =
+    "WITH c AS (SELECT m.id, m.consent_required AND NOT EXISTS (SELECT 1 "
+    "FROM leads l WHERE l.id = m.lead_id AND l.sms_consent) AS stop FROM "
+    "sms m WHERE m.id = ANY($1::bigint[]) AND m.node_id = $2::bigint AND "
+    "m.status = 'sending' FOR UPDATE OF m), "
+    "u AS (UPDATE sms s SET handed_at = CASE WHEN c.stop THEN NULL ELSE "
+    "now() END, status = CASE WHEN c.stop THEN 'suppressed' ELSE s.status "
+    "END, error = CASE WHEN c.stop THEN 'the lead has no consent to SMS "
+    "(STOP)' ELSE s.error END, lease_until = CASE WHEN c.stop THEN NULL "
+    "ELSE s.lease_until END, updated_at = now() FROM c WHERE s.id = c.id "
+    "RETURNING s.id, c.stop) "
+    "SELECT id FROM u WHERE NOT stop";
+
+static void
+flush_hand(evutil_socket_t fd, short what, void *arg)
+{
+	struct smsd *s = arg;
+	struct handing *h;
+	struct buf ids;
+	char node[32];
+	const char *p[2];
+
+	(void)fd;
+	(void)what;
+	if (!s->nhand || !(h = calloc(1, sizeof(*h))))
+		return;
+	h->s = s;
+	h->v = s->hand;
+	h->n = s->nhand;
+	s->hand = NULL;
+	s->nhand = 0;
+	buf_init(&ids, 0);
+	for (int i = 0; i < h->n; i++)
+		add_id(&ids, h->v[i]->id);
+	snprintf(node, sizeof(node), "%lld", s->d->node_id);
+	p[0] = db_array_end(&ids);
+	p[1] = node;
+	s->handing++;
+	if (db_query(s->db, hand_sql, 2, p, on_handed, h) < 0)
+		on_handed(h, NULL, "the database queue is full");
+	buf_free(&ids);
 }
 
 /* Start queued messages while the gateway has free connections. */
@@ -902,6 +1575,27 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 		j->ucs2 = strcmp(PQgetvalue(res, i, 3), "ucs2") == 0;
 		j->segments = atoi(PQgetvalue(res, i, 4));
 		j->attempts = atoi(PQgetvalue(res, i, 5));
+		j->lead = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+		if (!PQgetisnull(res, i, 8) && !PQgetisnull(res, i, 9)) {
+			j->quiet.from = atoi(PQgetvalue(res, i, 8));
+			j->quiet.to = atoi(PQgetvalue(res, i, 9));
+		}
+		snprintf(j->tz, sizeof(j->tz), "%s", PQgetvalue(res, i, 10));
+		if (*PQgetvalue(res, i, 6)) {
+			/* suppressed by the claim (no consent), or lost */
+			if (!strcmp(PQgetvalue(res, i, 6), "lost"))
+				log_warn("sms %lld to %s: its node stopped while "
+				    "sending it: outcome unknown, not sent again",
+				    j->id, j->to ? j->to : "?");
+			else
+				log_info("sms %lld to %s: not sent: the lead has "
+				    "no consent to SMS", j->id, j->to ? j->to :
+				    "?");
+			if (c->g->rate > 0)
+				c->st->tokens += 1;
+			job_free(j);
+			continue;
+		}
 		if (!j->to || !j->text) {
 			job_free(j);
 			continue;
@@ -922,16 +1616,32 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 		sms_claim(s);       /* a full claim: there may be more */
 }
 
+/* A text to a lead that needs consent goes out only if the lead has it
+ * now (else: suppressed), and a campaign's only while it runs. */
 static const char claim_sql[] =
-    "WITH c AS (SELECT id FROM sms WHERE gateway = $1 AND status IN "
-    "('queued', 'sending') AND next_attempt_at <= now() AND (status = "
-    "'queued' OR lease_until < now()) ORDER BY next_attempt_at, id "
-    "LIMIT $2::int FOR UPDATE SKIP LOCKED) "
-    "UPDATE sms s SET status = 'sending', lease_until = now() + $3::bigint * "
-    "interval '1 millisecond', node_id = $4::bigint, attempts = "
-    "s.attempts + 1, updated_at = now() FROM c WHERE s.id = c.id "
+    "WITH c AS (SELECT m.id, m.consent_required AND NOT EXISTS (SELECT 1 "
+    "FROM leads l WHERE l.id = m.lead_id AND l.sms_consent) AS stop, "
+    "m.status = 'sending' AND m.handed_at IS NOT NULL AS lost FROM "
+    "sms m WHERE m.gateway = $1 AND m.status IN ('queued', 'sending') AND "
+    "m.next_attempt_at <= now() AND (m.status = 'queued' OR m.lease_until "
+    "< now()) AND (m.campaign_id IS NULL OR EXISTS (SELECT 1 FROM "
+    "campaigns cp WHERE cp.id = m.campaign_id AND cp.status = 'running')) "
+    "ORDER BY m.next_attempt_at, m.id LIMIT $2::int FOR UPDATE OF m SKIP "
+    "LOCKED) "
+    "UPDATE sms s SET status = CASE WHEN c.lost THEN 'failed' WHEN c.stop "
+    "THEN 'suppressed' ELSE 'sending' END, lease_until = CASE WHEN c.stop "
+    "OR c.lost THEN NULL ELSE now() + $3::bigint * interval "
+    "'1 millisecond' END, node_id = $4::bigint, attempts = s.attempts + "
+    "CASE WHEN c.stop OR c.lost THEN 0 ELSE 1 END, error = CASE WHEN "
+    "c.lost THEN 'outcome unknown: the node sending it stopped after "
+    "handing it to the gateway (not sent again)' WHEN c.stop THEN 'the "
+    "lead has no consent to SMS (STOP)' ELSE s.error END, updated_at = "
+    "now() FROM c WHERE s.id = c.id "
     "RETURNING s.id, s.to_number, s.body, s.encoding, s.segments, "
-    "s.attempts";
+    "s.attempts, CASE WHEN c.lost THEN 'lost' WHEN c.stop THEN 'stop' "
+    "ELSE '' END, CASE WHEN s.consent_required THEN s.lead_id ELSE 0 "
+    "END, s.quiet_from, s.quiet_to, "
+    "coalesce(s.time_zone, '')";
 
 static void
 sms_claim(struct smsd *s)
@@ -999,7 +1709,8 @@ sms_idle(const struct smsd *s)
 		    s->gw[i]->queued)
 			return 0;
 	/* and its outcomes recorded (else the leases lapse: sent twice) */
-	return !s->reminding && !s->nsent && (db_pending(s->db) == 0 ||
+	return !s->reminding && !s->nsent && !s->nhand && !s->handing &&
+	    !s->filling && (db_pending(s->db) == 0 ||
 	    db_state(s->db) != DB_READY);
 }
 
@@ -1109,6 +1820,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	sms_claim(s);
 	remind(s);
+	sms_fill(s, 0);
 	/* messages queued for a gateway a reload removed: the default */
 	if (sc && now - s->last_fix >= 10 && db_state(s->db) == DB_READY) {
 		struct buf names;
@@ -1611,12 +2323,21 @@ lead_message(struct inreq *q)
 
 		snprintf(q->cmd, sizeof(q->cmd), "%s", on ? "start" : "stop");
 		p[1] = on ? "t" : "f";
+		/* STOP holds at once: the lead's queued texts are suppressed,
+		 * and those claimed already at their handed mark (hand_sql);
+		 * a text already handed to the gateway is gone */
 		if (db_query(q->s->db, "WITH u AS (UPDATE leads SET "
 		    "sms_consent = $2::bool, sms_consent_at = now(), updated_at = "
-		    "now() WHERE id = $1::bigint RETURNING id) INSERT INTO events "
+		    "now() WHERE id = $1::bigint RETURNING id), "
+		    "x AS (UPDATE sms SET status = 'suppressed', error = 'STOP "
+		    "from the lead', lease_until = NULL, updated_at = now() WHERE "
+		    "NOT $2::bool AND lead_id = $1::bigint AND consent_required "
+		    "AND status = 'queued' RETURNING 1) "
+		    "INSERT INTO events "
 		    "(type, lead_id, data) SELECT CASE WHEN $2::bool THEN "
-		    "'sms_optin' ELSE 'sms_optout' END, id, '{\"channel\": "
-		    "\"sms\"}' FROM u", 2, p, on_lead_update, q) < 0)
+		    "'sms_optin' ELSE 'sms_optout' END, id, jsonb_build_object("
+		    "'channel', 'sms', 'suppressed', (SELECT count(*) FROM x)) "
+		    "FROM u", 2, p, on_lead_update, q) < 0)
 			in_finish(q, "lead", q->cmd, NULL);
 		return;
 	}
@@ -1749,7 +2470,26 @@ static const char report_sql[] =
     "epoch FROM sent_at - created_at)) FILTER (WHERE sent_at IS NOT NULL), "
     "'deliver_p50_s', percentile_cont(0.5) WITHIN GROUP (ORDER BY extract("
     "epoch FROM delivered_at - sent_at)) FILTER (WHERE delivered_at IS NOT "
-    "NULL AND sent_at IS NOT NULL))::text FROM m GROUP BY gateway "
+    "NULL AND sent_at IS NOT NULL), "
+    "'cost', coalesce(sum(cost), 0), "
+    "'suppressed', count(*) FILTER (WHERE status = 'suppressed'))::text "
+    "FROM m GROUP BY gateway "
+    "UNION ALL SELECT 'campaign', jsonb_build_object('campaign', c.name, "
+    "'status', c.status, 'messages', count(*), 'segments', "
+    "sum(m.segments), 'cost', coalesce(sum(m.cost), 0), "
+    "'queued', count(*) FILTER (WHERE m.status = 'queued' AND "
+    "m.next_attempt_at <= now()), "
+    "'deferred', count(*) FILTER (WHERE m.status = 'queued' AND "
+    "m.next_attempt_at > now()), "
+    "'sending', count(*) FILTER (WHERE m.status = 'sending'), "
+    "'sent', count(*) FILTER (WHERE m.status = 'sent'), "
+    "'delivered', count(*) FILTER (WHERE m.status = 'delivered'), "
+    "'failed', count(*) FILTER (WHERE m.status = 'failed'), "
+    "'suppressed', count(*) FILTER (WHERE m.status = 'suppressed'), "
+    "'cancelled', count(*) FILTER (WHERE m.status = 'cancelled'))::text "
+    "FROM sms m JOIN campaigns c ON c.id = m.campaign_id WHERE "
+    "c.started_at >= to_timestamp($1::bigint) OR m.created_at >= "
+    "to_timestamp($1::bigint) GROUP BY c.name, c.status "
     "UNION ALL SELECT 'inbound', jsonb_object_agg(sender, n)::text FROM "
     "(SELECT sender, count(*) AS n FROM sms_in WHERE created_at >= "
     "to_timestamp($1::bigint) GROUP BY sender) i HAVING count(*) > 0";
@@ -1763,7 +2503,8 @@ static void
 on_report(void *arg, const PGresult *res, const char *err)
 {
 	struct repreq *q = arg;
-	json_t *gws = json_array(), *in = json_pack("{s:i, s:i, s:i}", "rep", 0,
+	json_t *gws = json_array(), *cps = json_array(),
+	    *in = json_pack("{s:i, s:i, s:i}", "rep", 0,
 	    "lead", 0, "unknown", 0);
 	char since[32];
 	struct tm tm;
@@ -1771,6 +2512,7 @@ on_report(void *arg, const PGresult *res, const char *err)
 	if (err) {
 		httpd_reply_error(q->r, 503, NULL, err);
 		json_decref(gws);
+		json_decref(cps);
 		json_decref(in);
 		free(q);
 		return;
@@ -1783,6 +2525,8 @@ on_report(void *arg, const PGresult *res, const char *err)
 		if (!strcmp(PQgetvalue(res, i, 0), "inbound")) {
 			json_object_update(in, v);
 			json_decref(v);
+		} else if (!strcmp(PQgetvalue(res, i, 0), "campaign")) {
+			json_array_append_new(cps, v);
 		} else {
 			json_t *sent = json_object_get(v, "sent"),
 			    *del = json_object_get(v, "delivered"),
@@ -1798,8 +2542,8 @@ on_report(void *arg, const PGresult *res, const char *err)
 	}
 	gmtime_r(&q->since, &tm);
 	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	httpd_reply_json(q->r, 200, json_pack("{s:s, s:o, s:o}", "since", since,
-	    "gateways", gws, "inbound", in));
+	httpd_reply_json(q->r, 200, json_pack("{s:s, s:o, s:o, s:o}", "since",
+	    since, "gateways", gws, "campaigns", cps, "inbound", in));
 	free(q);
 }
 
@@ -1833,6 +2577,159 @@ report(struct httpd_req *r, void *arg)
 	}
 }
 
+/* ---- POST /api/v1/sms/send: one text to a lead ------------------------------------- */
+
+static void
+on_api_sent(void *arg, const char *status, const char *msg, long long id)
+{
+	struct httpd_req *r = arg;
+	int code = !strcmp(status, "queued") ? 201 : !strcmp(status,
+	    "duplicate") ? 200 : !strcmp(status, "no_lead") ? 404 :
+	    !strcmp(status, "error") ? 503 : 409;
+	json_t *doc = json_pack("{s:s, s:s}", "status", status, "message", msg);
+
+	if (id > 0)
+		json_object_set_new(doc, "sms", json_integer(id));
+	httpd_reply_json(r, code, doc);
+}
+
+/*
+ * {"lead": ID, "template": "sms/NAME", "key": "...", "vars": {...}}:
+ * 201 queued, 200 the key's message exists already, 409 no phone, no
+ * consent or too long (too long is recorded as failed), 404 no lead.
+ */
+static void
+api_send(struct httpd_req *r, void *arg)
+{
+	struct smsd *s = arg;
+	json_t *body = httpd_body_json(r), *vars;
+	const char *tpl, *key, *field = NULL, *why = NULL;
+	char tname[200], rkey[64];
+	json_int_t lead;
+	struct sms_lead_msg m;
+
+	if (!body)
+		return;
+	lead = json_integer_value(json_object_get(body, "lead"));
+	tpl = json_string_value(json_object_get(body, "template"));
+	key = json_string_value(json_object_get(body, "key"));
+	vars = json_object_get(body, "vars");
+	if (!s->d->conf->sms)
+		field = "", why = "no SMS gateways are configured (sms.conf)";
+	else if (!json_is_integer(json_object_get(body, "lead")) || lead <= 0)
+		field = "lead", why = "the lead's id (a number)";
+	else if (!tpl || strlen(tpl) >= sizeof(tname) - 4)
+		field = "template", why = "the template's name (sms/NAME)";
+	else if (json_object_get(body, "key") && (!key || !*key ||
+	    strlen(key) > 200))
+		field = "key", why = "an idempotency key of 1 to 200 characters";
+	else if (vars && !json_is_object(vars))
+		field = "vars", why = "an object of template data";
+	if (!why) {
+		/* the SMS templates only: not the email ones */
+		snprintf(tname, sizeof(tname), "%s%s", strncmp(tpl, "sms/", 4) ?
+		    "sms/" : "", tpl);
+		if (!tmpl_set_get(s->d->conf->templates, tname))
+			field = "template", why = "no such template in "
+			    "templates/sms/";
+	}
+	if (why) {
+		httpd_reply_error(r, why && field && *field ? 400 : 409, field &&
+		    *field ? field : NULL, why);
+		json_decref(body);
+		return;
+	}
+	if (!key) {
+		/* no key: a random one (each call a new text) */
+		memcpy(rkey, "api:", 4);
+		if (token_random_hex(rkey + 4, sizeof(rkey) - 4, 16) < 0) {
+			httpd_reply_error(r, 503, NULL, "no randomness");
+			json_decref(body);
+			return;
+		}
+		key = rkey;
+	}
+	memset(&m, 0, sizeof(m));
+	m.lead = (long long)lead;
+	m.template_name = tname;
+	m.key = key;
+	m.kind = "api";
+	m.vars = vars;
+	if (sms_to_lead(s->d, &m, on_api_sent, r) < 0)
+		httpd_reply_error(r, 503, NULL, "cannot queue the text now");
+	json_decref(body);
+}
+
+/* ---- POST /api/v1/sms/consent: record a lead's consent ------------------------------ */
+
+static void
+on_consent(void *arg, const PGresult *res, const char *err)
+{
+	struct httpd_req *r = arg;
+
+	if (err)
+		httpd_reply_error(r, 503, NULL, err);
+	else if (PQntuples(res) == 0)
+		httpd_reply_error(r, 404, "lead", "no such lead");
+	else
+		httpd_reply_json(r, 200, json_pack("{s:I, s:b, s:i}", "lead",
+		    (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+		    "sms_consent", !strcmp(PQgetvalue(res, 0, 1), "t"),
+		    "suppressed", atoi(PQgetvalue(res, 0, 2))));
+}
+
+/*
+ * {"lead": ID, "consent": true|false, "source": "web form, 2024-05-01"}:
+ * the consent a lead gave (a form's box, a signed paper) or withdrew
+ * elsewhere, recorded with its source as an sms_optin/sms_optout event.
+ * Withdrawing suppresses the lead's texts still queued, like STOP.
+ */
+static void
+api_consent(struct httpd_req *r, void *arg)
+{
+	struct smsd *s = arg;
+	json_t *body = httpd_body_json(r), *c;
+	json_int_t lead;
+	const char *src;
+	char id[32];
+	const char *p[3];
+
+	if (!body)
+		return;
+	lead = json_integer_value(json_object_get(body, "lead"));
+	c = json_object_get(body, "consent");
+	src = json_string_value(json_object_get(body, "source"));
+	if (!json_is_integer(json_object_get(body, "lead")) || lead <= 0)
+		httpd_reply_error(r, 400, "lead", "the lead's id (a number)");
+	else if (!json_is_boolean(c))
+		httpd_reply_error(r, 400, "consent", "true or false");
+	else if (!src || !*src || strlen(src) > 200)
+		httpd_reply_error(r, 400, "source", "where the consent was given "
+		    "or withdrawn, 1 to 200 characters");
+	else {
+		snprintf(id, sizeof(id), "%lld", (long long)lead);
+		p[0] = id;
+		p[1] = json_is_true(c) ? "t" : "f";
+		p[2] = src;
+		if (db_query(s->db, "WITH u AS (UPDATE leads SET sms_consent = "
+		    "$2::bool, sms_consent_at = now(), updated_at = now() WHERE "
+		    "id = $1::bigint RETURNING id, sms_consent), "
+		    "x AS (UPDATE sms SET status = 'suppressed', error = "
+		    "'consent withdrawn: ' || $3, updated_at = now() WHERE NOT "
+		    "$2::bool AND lead_id = $1::bigint AND consent_required AND "
+		    "status = 'queued' AND EXISTS (SELECT 1 FROM u) RETURNING 1), "
+		    "e AS (INSERT INTO events (type, lead_id, data) SELECT CASE "
+		    "WHEN $2::bool THEN 'sms_optin' ELSE 'sms_optout' END, id, "
+		    "jsonb_build_object('channel', 'api', 'source', $3::text) "
+		    "FROM u) "
+		    "SELECT id, sms_consent, (SELECT count(*) FROM x) FROM u", 3,
+		    p, on_consent, r) < 0)
+			httpd_reply_error(r, 503, NULL, "the database queue is "
+			    "full");
+	}
+	json_decref(body);
+}
+
 /* ---- life cycle --------------------------------------------------------------------- */
 
 struct smsd *
@@ -1843,6 +2740,10 @@ sms_new(struct lc_daemon *d)
 		{ HTTPD_GET | HTTPD_POST, "/sms/in/", "sms_in", inbound, NULL },
 		{ HTTPD_GET | HTTPD_AUTH, "/api/v1/reports/sms", "report_sms",
 		  report, NULL },
+		{ HTTPD_POST | HTTPD_AUTH, "/api/v1/sms/send", "sms_send",
+		  api_send, NULL },
+		{ HTTPD_POST | HTTPD_AUTH, "/api/v1/sms/consent", "sms_consent",
+		  api_consent, NULL },
 	};
 	struct timeval tick = { 0, TICK_MS * 1000 };
 	struct smsd *s = calloc(1, sizeof(*s));
@@ -1867,6 +2768,7 @@ sms_new(struct lc_daemon *d)
 	s->tick = event_new(d->base, -1, EV_PERSIST, on_tick, s);
 	event_add(s->tick, &tick);
 	s->ev_flush = event_new(d->base, -1, 0, flush_sent, s);
+	s->ev_hand = event_new(d->base, -1, 0, flush_hand, s);
 	buf_init(&s->sent_ids, 0);
 	buf_init(&s->sent_msgids, 0);
 	buf_init(&s->sent_at, 0);
@@ -1897,6 +2799,13 @@ sms_free(struct smsd *s)
 	event_free(s->tick);
 	flush_sent(-1, 0, s);
 	event_free(s->ev_flush);
+	event_free(s->ev_hand);
+	s->closing = 1;
+	for (int i = 0; i < s->nhand; i++)
+		job_free(s->hand[i]);   /* leased, never handed: sent later */
+	free(s->hand);
+	s->hand = NULL;
+	s->nhand = 0;
 	buf_free(&s->sent_ids);
 	buf_free(&s->sent_msgids);
 	buf_free(&s->sent_at);

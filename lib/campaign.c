@@ -5,6 +5,7 @@
 #include "cond.h"
 #include "lead.h"
 #include "mime.h"
+#include "sms.h"
 #include "tmpl.h"
 
 #include <ctype.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const char *const channels[] = { "email", "sms", NULL };
 
 #define D(f) offsetof(struct campaign_def, f)
 static const struct conf_key campaign_keys[] = {
@@ -27,6 +30,12 @@ static const struct conf_key campaign_keys[] = {
 	{ "audience", CONF_STR, D(audience_src), "", 0, 0, NULL, 0 },
 	{ "schedule", CONF_STR, D(schedule_src), "manual", 0, 0, NULL, 0 },
 	{ "rate", CONF_INT, D(rate), "0", 0, 1000000, NULL, 0 },
+	{ "channel", CONF_ENUM, D(channel_src), "email", 0, 0, channels, 0 },
+	{ "quiet_hours", CONF_STR, D(quiet_src), "21:00-08:00", 0, 0, NULL, 0 },
+	{ "time_zone", CONF_STR, D(time_zone), "UTC", 0, 0, NULL, 0 },
+	{ "gateway", CONF_STR, D(gateway), "", 0, 0, NULL, 0 },
+	{ "max_segments", CONF_INT, D(max_segments), "2", 1, SMS_MAX_SEGMENTS,
+	  NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef D
@@ -284,14 +293,45 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 #define AT(k) pos_of(tree.root, k, &file)
 	conf_bind(campaign_keys, tree.root, c, NULL, errs);
 	conf_check_unknown(tree.root, errs);
-	if (!*c->from_src)
-		cfgfile_error(errs, &file, "from: a sender is required, e.g. "
-		    "from = \"Acme News <news@acme.example>\"");
-	if (!*c->subject_src)
-		cfgfile_error(errs, &file, "subject: a subject is required");
-	if (!*c->html_name && !*c->text_name)
-		cfgfile_error(errs, &file, "html or text: name at least one "
-		    "template");
+	c->sms = c->channel_src && strcmp(c->channel_src, "sms") == 0;
+	if (c->sms) {
+		static const char *const email_only[] = { "from", "reply_to",
+			"subject", "preheader", "html", NULL };
+
+		for (const char *const *k = email_only; *k; k++)
+			if (node_of(tree.root, *k))
+				cfgfile_error(errs, AT(*k), "%s: an SMS campaign "
+				    "has no %s (only the text template)", *k, *k);
+		if (notification)
+			cfgfile_error(errs, AT("channel"), "channel: "
+			    "notifications are emails");
+		if (!*c->text_name)
+			cfgfile_error(errs, &file, "text: name the SMS template, "
+			    "e.g. text = \"sms/spring-sale\"");
+		if (quiet_parse(c->quiet_src, &c->quiet, err, sizeof(err)) < 0)
+			cfgfile_error(errs, AT("quiet_hours"), "quiet_hours: %s",
+			    err);
+		if (cond_tz_check(c->time_zone, err, sizeof(err)) < 0)
+			cfgfile_error(errs, AT("time_zone"), "time_zone: %s (a "
+			    "name such as \"America/New_York\")", err);
+	} else {
+		static const char *const sms_only[] = { "quiet_hours",
+			"time_zone", "gateway", "max_segments", NULL };
+
+		for (const char *const *k = sms_only; *k; k++)
+			if (node_of(tree.root, *k))
+				cfgfile_error(errs, AT(*k), "%s: only SMS "
+				    "campaigns (channel = sms) have it", *k);
+		if (!*c->from_src)
+			cfgfile_error(errs, &file, "from: a sender is required, "
+			    "e.g. from = \"Acme News <news@acme.example>\"");
+		if (!*c->subject_src)
+			cfgfile_error(errs, &file, "subject: a subject is "
+			    "required");
+		if (!*c->html_name && !*c->text_name)
+			cfgfile_error(errs, &file, "html or text: name at least "
+			    "one template");
+	}
 	c->notification = notification;
 	c->lists_pos = *AT("lists");
 	c->lists_pos.file = NULL;
@@ -302,7 +342,7 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 			    *c->audience_src ? "audience" : "schedule"),
 			    "notifications go to one address at a time: lists, "
 			    "audience and schedule do not apply");
-	} else if (c->lists.n == 0) {
+	} else if (c->lists.n == 0 && !c->sms) {
 		cfgfile_error(errs, &file, "lists: name the list(s) to send to, "
 		    "e.g. lists = { \"newsletter\" }");
 	}

@@ -1,7 +1,10 @@
 /*
  * campaign - newsletter definitions: conf/campaigns/NAME.conf files, each
  * naming its audience (lists plus a condition), its sender, subject and
- * templates, and its schedule. Loaded with the configuration and checked
+ * templates, and its schedule. A campaign with channel = sms is a text
+ * message to leads instead: its text template (templates/sms/...), an
+ * audience (lists optional), quiet hours in the lead's time zone, the
+ * longest text it may send and the gateway. Loaded with the configuration and checked
  * then: unknown templates, a bad audience condition, an invalid address or
  * schedule are errors with file:line:col, and the configuration does not
  * load half-way. Definitions are immutable once loaded.
@@ -15,6 +18,7 @@
 
 #include "cfgfile.h"
 #include "conf.h"
+#include "quiet.h"
 
 struct cond;
 struct tmpl;
@@ -32,12 +36,18 @@ struct campaign_def {
 	char *audience_src;
 	char *schedule_src;
 	long rate;                      /* messages per second, 0 = no limit */
+	char *channel_src;              /* email or sms */
+	char *quiet_src, *time_zone, *gateway;   /* sms */
+	long max_segments;              /* sms */
 	/* compiled */
 	struct tmpl *from, *reply_to, *subject, *preheader;  /* owned; NULL if "" */
 	const struct tmpl *html, *text; /* in the template set; either may be NULL */
 	struct cond *audience;          /* owned; NULL = everyone on the lists */
 	time_t scheduled_at;            /* 0 = started by hand */
 	int notification;               /* a notification, not a newsletter */
+	int sms;                        /* channel = sms: text is the SMS
+	                                 * template; no html, from, subject */
+	struct quiet quiet;             /* sms: none unless quiet_hours */
 	struct cfgfile_pos lists_pos;   /* file is c->file */
 };
 

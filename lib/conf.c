@@ -883,6 +883,16 @@ check_references(struct conf *c, struct cfgfile_errors *errs)
 				    "declared: add list \"%s\" { } to %s",
 				    d->lists.v[k], d->lists.v[k], c->path);
 		}
+		if (d->sms) {
+			struct cfgfile_pos p = { d->file, 0, 0 };
+
+			if (!c->sms)
+				cfgfile_error(errs, &p, "channel = sms needs SMS "
+				    "gateways (sms.conf)");
+			else if (*d->gateway && !smsgw_find(c->sms, d->gateway))
+				cfgfile_error(errs, &p, "gateway: no gateway '%s' "
+				    "in %s", d->gateway, c->sms->path);
+		}
 	}
 	for (size_t i = 0; i < c->nlists; i++) {
 		const struct conf_list *l = &c->lists[i];

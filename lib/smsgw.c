@@ -28,6 +28,7 @@ static const struct conf_key gw_keys[] = {
 	{ "type", CONF_STR, G(type_src), "", 0, 0, NULL, 0 },
 	{ "sender", CONF_STR, G(sender), "", 0, 0, NULL, 0 },
 	{ "rate", CONF_INT, G(rate), "0", 0, 100000, NULL, 0 },
+	{ "price", CONF_STR, G(price_src), "0", 0, 0, NULL, 0 },
 	{ "timeout", CONF_DURATION, G(timeout_ms), "10s", 100, 300000, NULL, 0 },
 	{ "retries", CONF_INT, G(retries), "3", 0, 100, NULL, 0 },
 	{ "retry_base", CONF_DURATION, G(retry_base_ms), "5s", 100, 3600000,
@@ -243,6 +244,24 @@ load_gateway(struct smsgw_conf *c, struct cfgfile_node *n,
 		cfgfile_error(errs, &p, "gateway %s: sender: '%s' is neither a "
 		    "number (+15555550123) nor up to 11 letters and digits",
 		    name, g->sender);
+	}
+	{
+		/* a decimal price per part: "0.0079" */
+		const char *pr = g->price_src;
+		char *end;
+		size_t digits = strspn(pr, "0123456789");
+
+		g->price = strtod(pr, &end);
+		if (!digits || (pr[digits] && (pr[digits] != '.' ||
+		    !pr[digits + 1] || strspn(pr + digits + 1, "0123456789") !=
+		    strlen(pr + digits + 1) || strlen(pr + digits + 1) > 6)) ||
+		    *end || g->price > 100.0) {
+			p = at_key(n, "price");
+			cfgfile_error(errs, &p, "gateway %s: price: '%s' is not "
+			    "a price per part such as 0.0079 (at most 6 "
+			    "decimals, below 100)", name, pr);
+			g->price = 0;
+		}
 	}
 	if (*g->secret && *g->secret_file) {
 		p = at_key(n, "secret_file");

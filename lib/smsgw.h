@@ -65,6 +65,9 @@ struct smsgw {
 	char *sender;                   /* sender id: E.164 or up to 11
 	                                 * letters and digits; "" = none */
 	long rate;                      /* messages per second; 0 = no limit */
+	char *price_src;
+	double price;                   /* per part (segment), in the
+	                                 * account's currency; 0 = not set */
 	long timeout_ms;
 	long retries;                   /* attempts after the first */
 	long retry_base_ms;             /* backoff: doubles per attempt */
