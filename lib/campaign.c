@@ -296,12 +296,13 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 	c->sms = c->channel_src && strcmp(c->channel_src, "sms") == 0;
 	if (c->sms) {
 		static const char *const email_only[] = { "from", "reply_to",
-			"subject", "preheader", "html", NULL };
+			"subject", "preheader", "html", "rate", NULL };
 
 		for (const char *const *k = email_only; *k; k++)
 			if (node_of(tree.root, *k))
 				cfgfile_error(errs, AT(*k), "%s: an SMS campaign "
-				    "has no %s (only the text template)", *k, *k);
+				    "has no %s (it has a text template and goes "
+				    "at its gateway's rate)", *k, *k);
 		if (notification)
 			cfgfile_error(errs, AT("channel"), "channel: "
 			    "notifications are emails");

@@ -66,6 +66,8 @@ setup(void **state)
 		{ "newsletters/spring.text", "Hello {{first_name}}\n" },
 		{ "emails/confirm.html", "<p><a href=\"{{confirm_url}}\">"
 		    "Confirm</a></p>" },
+		{ "sms/promo", "Hi {{first_name}}: 20% off. Reply STOP to "
+		    "opt out." },
 	};
 	struct tmpl_error te;
 
@@ -276,6 +278,76 @@ minimal_campaign_defaults(void **state)
 	assert_string_equal(c->lists.v[0], "newsletter");
 	assert_int_equal(c->lists_pos.line, 4);
 	campaign_set_free(&set);
+}
+
+/* An SMS campaign: the text template, quiet hours, zone, parts; no email
+ * settings; each mistake reported at its line. */
+static void
+sms_campaigns(void **state)
+{
+	struct cfgfile_errors e = { NULL, 0 };
+	struct campaign_set set;
+	const struct campaign_def *c;
+	const char *dir;
+
+	(void)state;
+	assert_int_equal(load_one("promo",
+	    "channel = sms\n"
+	    "text = \"sms/promo\"\n"
+	    "audience = \"city == 'Troy'\"\n"
+	    "quiet_hours = \"20:30-09:00\"\n"
+	    "time_zone = \"America/Detroit\"\n"
+	    "max_segments = 3\n", 0, &set, &e, &dir), 0);
+	c = set.v[0];
+	assert_true(c->sms);
+	assert_non_null(c->text);
+	assert_int_equal(c->lists.n, 0);        /* lists are optional */
+	assert_int_equal(c->quiet.from, 20 * 60 + 30);
+	assert_int_equal(c->quiet.to, 9 * 60);
+	assert_string_equal(c->time_zone, "America/Detroit");
+	assert_int_equal(c->max_segments, 3);
+	campaign_set_free(&set);
+	/* defaults: quiet 21:00-08:00 UTC, 2 parts */
+	assert_int_equal(load_one("p2", "channel = sms\ntext = \"sms/promo\"\n",
+	    0, &set, &e, &dir), 0);
+	assert_int_equal(set.v[0]->quiet.from, 21 * 60);
+	assert_int_equal(set.v[0]->max_segments, 2);
+	campaign_set_free(&set);
+	/* email settings, a bad window and zone, too many parts */
+	assert_int_equal(load_one("bad",
+	    "channel = sms\n"
+	    "text = \"sms/promo\"\n"
+	    "subject = \"Hi\"\n"
+	    "quiet_hours = \"9pm-8am\"\n"
+	    "time_zone = \"Mars/Olympus\"\n"
+	    "max_segments = 11\n"
+	    "rate = 5\n", 0, &set, &e, &dir), 5);
+	assert_non_null(strstr(e.msgs[0], "bad.conf:6:"));
+	assert_non_null(strstr(e.msgs[0], "max_segments"));
+	for (size_t i = 0; i < e.n; i++)
+		if (strstr(e.msgs[i], "subject:"))
+			assert_non_null(strstr(e.msgs[i], ":3:"));
+		else if (strstr(e.msgs[i], "quiet_hours:"))
+			assert_non_null(strstr(e.msgs[i], "HH:MM-HH:MM"));
+		else if (strstr(e.msgs[i], "time_zone:"))
+			assert_non_null(strstr(e.msgs[i], ":5:"));
+	campaign_set_free(&set);
+	cfgfile_errors_free(&e);
+	/* no text template; sms-only keys on an email campaign */
+	assert_int_equal(load_one("none", "channel = sms\n", 0, &set, &e,
+	    &dir), 1);
+	assert_non_null(strstr(e.msgs[0], "text: name the SMS template"));
+	campaign_set_free(&set);
+	cfgfile_errors_free(&e);
+	assert_int_equal(load_one("mail",
+	    "from = \"news@acme.example\"\n"
+	    "subject = \"News\"\n"
+	    "text = \"newsletters/spring.text\"\n"
+	    "lists = newsletter\n"
+	    "quiet_hours = \"21:00-08:00\"\n", 0, &set, &e, &dir), 1);
+	assert_non_null(strstr(e.msgs[0], "only SMS campaigns"));
+	campaign_set_free(&set);
+	cfgfile_errors_free(&e);
 }
 
 static void
@@ -1033,6 +1105,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(full_campaign_loads),
 		cmocka_unit_test(minimal_campaign_defaults),
+		cmocka_unit_test(sms_campaigns),
 		cmocka_unit_test(directory_handling),
 		cmocka_unit_test(bad_file_names),
 		cmocka_unit_test(missing_required_settings),
