@@ -75,6 +75,7 @@
 
 struct job;
 struct smsd;
+struct pconn;
 
 static void sms_claim(struct smsd *s);
 static void sms_fill(struct smsd *s, int now);
@@ -90,7 +91,25 @@ struct gwstate {
 	int claiming;
 	struct job *qhead, *qtail;      /* claimed, not yet sent */
 	int queued;
+	struct pconn *pool;             /* kept-alive connections */
+	int npool;
 };
+
+/* A connection to a gateway, kept alive between requests (one request at
+ * a time); at most `connections` per gateway. Dropped when the peer
+ * closes it, a request on it fails, or it idles IDLE_MAX_S. */
+struct pconn {
+	struct smsd *s;
+	struct gwstate *st;
+	struct evhttp_connection *conn;
+	char host[256];
+	int port, tls;
+	int busy;                       /* a request in flight */
+	int dead;                       /* closed while busy: not reused */
+	time_t idle_since;
+	struct pconn *next;
+};
+#define IDLE_MAX_S 30
 #define AHEAD 4
 
 struct smsd {
@@ -880,6 +899,7 @@ struct job {
 	char tz[64];                    /* ... in this zone */
 	char *to, *text;
 	struct evhttp_connection *conn;
+	struct pconn *pc;               /* conn's place in the pool */
 	struct job *next;               /* in its gateway's local queue */
 };
 
@@ -924,6 +944,10 @@ refill(struct gwstate *st, long rate)
 static void
 job_free(struct job *j)
 {
+	if (j->pc) {
+		j->pc->busy = 0;
+		j->pc->idle_since = time(NULL);
+	}
 	if (j->st && j->started)
 		j->st->inflight--;
 	conf_unref(j->conf);
@@ -1106,15 +1130,71 @@ free_conn(evutil_socket_t fd, short what, void *arg)
 	evhttp_connection_free(arg);
 }
 
+/* Take pc out of its pool and free it (its connection after the current
+ * callback). */
+static void
+pconn_drop(struct pconn *pc)
+{
+	struct timeval zero = { 0, 0 };
+	struct pconn **pp;
+
+	for (pp = &pc->st->pool; *pp; pp = &(*pp)->next)
+		if (*pp == pc) {
+			*pp = pc->next;
+			pc->st->npool--;
+			break;
+		}
+	evhttp_connection_set_closecb(pc->conn, NULL, NULL);
+	if (event_base_once(pc->s->d->base, -1, EV_TIMEOUT, free_conn, pc->conn,
+	    &zero) < 0)
+		log_warn("sms: a connection could not be released");
+	free(pc);
+}
+
+/* The peer closed a pooled connection (or libevent reset it). */
+static void
+pconn_closed(struct evhttp_connection *conn, void *arg)
+{
+	struct pconn *pc = arg;
+
+	(void)conn;
+	if (pc->busy)
+		pc->dead = 1;           /* its request's callback drops it */
+	else
+		pconn_drop(pc);
+}
+
+/* Connections idle too long are closed (on the tick). */
+static void
+pool_expire(struct gwstate *st, time_t now)
+{
+	struct pconn *pc, *next;
+
+	for (pc = st->pool; pc; pc = next) {
+		next = pc->next;
+		if (!pc->busy && now - pc->idle_since >= IDLE_MAX_S)
+			pconn_drop(pc);
+	}
+}
+
+/* An idle connection to host:port (tls) of st's, marked busy; NULL if
+ * none. */
+static struct pconn *
+pool_take(struct gwstate *st, const char *host, int port, int tls)
+{
+	for (struct pconn *pc = st->pool; pc; pc = pc->next)
+		if (!pc->busy && !pc->dead && pc->port == port && pc->tls ==
+		    tls && strcmp(pc->host, host) == 0) {
+			pc->busy = 1;
+			return pc;
+		}
+	return NULL;
+}
+
 static void
 on_response(struct evhttp_request *req, void *arg)
 {
 	struct job *j = arg;
-	struct timeval zero = { 0, 0 };
-
-	if (j->conn && event_base_once(j->s->d->base, -1, EV_TIMEOUT,
-	    free_conn, j->conn, &zero) < 0)
-		log_warn("sms: a connection could not be released");
 	int status = req ? evhttp_request_get_response_code(req) : 0;
 	struct evbuffer *in = req ? evhttp_request_get_input_buffer(req) : NULL;
 	size_t len = in ? evbuffer_get_length(in) : 0;
@@ -1139,6 +1219,12 @@ on_response(struct evhttp_request *req, void *arg)
 			ERR_error_string_n(e, tls, sizeof(tls));
 			snprintf(why, sizeof(why), "TLS: %s", tls);
 		}
+	}
+	/* the connection is kept for the next request if this one was
+	 * answered and it is still open; else dropped */
+	if (j->pc && (status == 0 || j->pc->dead)) {
+		pconn_drop(j->pc);
+		j->pc = NULL;
 	}
 	job_done(j, oc, msgid, why);
 }
@@ -1213,6 +1299,7 @@ http_send(struct job *j, char *why, size_t whyn)
 	struct bufferevent *bev = NULL;
 	struct evhttp_request *req;
 	struct evkeyvalq *h;
+	struct pconn *pc;
 	const char *host, *path, *query, *scheme, *line;
 	char target[16384];
 	int port, https, r = -1;
@@ -1243,6 +1330,11 @@ http_send(struct job *j, char *why, size_t whyn)
 	query = evhttp_uri_get_query(uri);
 	snprintf(target, sizeof(target), "%s%s%s", path && *path ? path : "/",
 	    query ? "?" : "", query ? query : "");
+	j->tls = https;
+	if ((j->pc = pool_take(j->st, host, port, https)) != NULL) {
+		j->conn = j->pc->conn;          /* kept alive: no handshake */
+		goto request;
+	}
 	if (https) {
 		SSL_CTX *ctx = ssl_for(s, j->g->ca_file, why, whyn);
 		SSL *ssl = ctx ? SSL_new(ctx) : NULL;
@@ -1261,7 +1353,6 @@ http_send(struct job *j, char *why, size_t whyn)
 			SSL_set_tlsext_host_name(ssl, host);
 			X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), host, 0);
 		}
-		j->tls = 1;
 		bev = bufferevent_openssl_socket_new(s->d->base, -1, ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE |
 		    BEV_OPT_DEFER_CALLBACKS);
@@ -1280,15 +1371,40 @@ http_send(struct job *j, char *why, size_t whyn)
 	tv.tv_usec = (j->g->timeout_ms % 1000) * 1000;
 	evhttp_connection_set_timeout_tv(j->conn, &tv);
 	evhttp_connection_set_retries(j->conn, 0);
-	if (!(req = evhttp_request_new(on_response, j))) {
+	/* into the gateway's pool (an idle one makes room if it is full) */
+	if (!(pc = calloc(1, sizeof(*pc)))) {
 		evhttp_connection_free(j->conn);
+		snprintf(why, whyn, "out of memory");
+		goto out;
+	}
+	pc->s = s;
+	pc->st = j->st;
+	pc->conn = j->conn;
+	snprintf(pc->host, sizeof(pc->host), "%s", host);
+	pc->port = port;
+	pc->tls = https;
+	pc->busy = 1;
+	for (struct pconn *o = j->st->pool; o && j->st->npool >=
+	    j->g->connections; o = o->next)
+		if (!o->busy) {
+			pconn_drop(o);
+			break;
+		}
+	pc->next = j->st->pool;
+	j->st->pool = pc;
+	j->st->npool++;
+	j->pc = pc;
+	evhttp_connection_set_closecb(j->conn, pconn_closed, pc);
+request:
+	if (!(req = evhttp_request_new(on_response, j))) {
+		pconn_drop(j->pc);
+		j->pc = NULL;
 		snprintf(why, whyn, "out of memory");
 		goto out;
 	}
 	h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Host", host);
 	evhttp_add_header(h, "User-Agent", "leadcast/" PACKAGE_VERSION);
-	evhttp_add_header(h, "Connection", "close");
 	for (line = buf_str(&rq.headers); *line; ) {
 		const char *nl = strchr(line, '\n'), *colon = strchr(line, ':');
 		char name[256], value[4096];
@@ -1321,7 +1437,8 @@ http_send(struct job *j, char *why, size_t whyn)
 	if (evhttp_make_request(j->conn, req, rq.post ? EVHTTP_REQ_POST :
 	    EVHTTP_REQ_GET, target) < 0) {
 		/* libevent freed the request; the connection is ours */
-		evhttp_connection_free(j->conn);
+		pconn_drop(j->pc);
+		j->pc = NULL;
 		snprintf(why, whyn, "cannot send the request");
 		goto out;
 	}
@@ -1821,6 +1938,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	sms_claim(s);
 	remind(s);
 	sms_fill(s, 0);
+	for (size_t i = 0; i < s->ngw; i++)
+		pool_expire(s->gw[i], now);
 	/* messages queued for a gateway a reload removed: the default */
 	if (sc && now - s->last_fix >= 10 && db_state(s->db) == DB_READY) {
 		struct buf names;
@@ -1848,9 +1967,73 @@ on_sms_wake(void *arg, const char *channel, const char *payload)
 
 /* ---- requests from gateways ------------------------------------------------------ */
 
-/* The parameters of a gateway's request: the query, and a form body. */
+#define JSON_PARAMS_MAX  64             /* values taken from a JSON body */
+#define JSON_DEPTH_MAX   4
+
+/*
+ * A JSON body's values as parameters: strings as they are, numbers and
+ * booleans as written; nested objects by dotted names ({"from":
+ * {"number": "447700900001"}} gives from.number), so that in_from and
+ * the like can name them. Arrays and nulls are skipped. -1 if there are
+ * too many values or names too deep.
+ */
+static int
+json_params(const json_t *o, const char *prefix, int depth,
+    struct evkeyvalq *out, int *n)
+{
+	const char *k;
+	json_t *v;
+
+	if (depth > JSON_DEPTH_MAX)
+		return -1;
+	json_object_foreach((json_t *)o, k, v) {
+		char name[256], val[64];
+		const char *text = NULL;
+
+		if (snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." :
+		    "", k) >= (int)sizeof(name))
+			return -1;
+		if (json_is_object(v)) {
+			if (json_params(v, name, depth + 1, out, n) < 0)
+				return -1;
+			continue;
+		}
+		if (json_is_string(v))
+			text = json_string_value(v);
+		else if (json_is_integer(v))
+			snprintf(val, sizeof(val), "%" JSON_INTEGER_FORMAT,
+			    json_integer_value(v)), text = val;
+		else if (json_is_real(v))
+			snprintf(val, sizeof(val), "%.17g", json_real_value(v)),
+			    text = val;
+		else if (json_is_boolean(v))
+			text = json_is_true(v) ? "true" : "false";
+		if (!text)
+			continue;
+		if (++*n > JSON_PARAMS_MAX || strlen(text) > IN_TEXT_MAX * 4)
+			return -1;
+		evhttp_add_header(out, name, text);
+	}
+	return 0;
+}
+
+static int req_params_add(struct httpd_req *r, struct evkeyvalq *out);
+
+/* The parameters of a gateway's request: the query, and a form or JSON
+ * body (Vonage-style webhooks post JSON). 0, or -1 (out empty) for a
+ * malformed body. */
 static int
 req_params(struct httpd_req *r, struct evkeyvalq *out)
+{
+	if (req_params_add(r, out) < 0) {
+		evhttp_clear_headers(out);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+req_params_add(struct httpd_req *r, struct evkeyvalq *out)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
 	size_t len = evbuffer_get_length(in);
@@ -1862,6 +2045,26 @@ req_params(struct httpd_req *r, struct evkeyvalq *out)
 	TAILQ_INIT(out);
 	TAILQ_FOREACH(kv, r->query, next)
 		evhttp_add_header(out, kv->key, kv->value);
+	if (len && ct && strncasecmp(ct, "application/json", 16) == 0 &&
+	    (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ')) {
+		json_error_t je;
+		json_t *doc;
+		int n = 0, r2;
+
+		if (!(body = malloc(len + 1)))
+			return -1;
+		evbuffer_copyout(in, body, len);
+		body[len] = '\0';
+		doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+		free(body);
+		if (!json_is_object(doc)) {
+			json_decref(doc);
+			return -1;
+		}
+		r2 = json_params(doc, "", 0, out, &n);
+		json_decref(doc);
+		return r2;
+	}
 	if (!len || (ct && strncasecmp(ct, "application/x-www-form-urlencoded",
 	    33) != 0))
 		return 0;
@@ -2594,7 +2797,8 @@ on_api_sent(void *arg, const char *status, const char *msg, long long id)
 }
 
 /*
- * {"lead": ID, "template": "sms/NAME", "key": "...", "vars": {...}}:
+ * {"lead": ID, "template": "sms/NAME", "key": "...", "vars": {...},
+ * "gateway": "NAME"} (all but lead and template optional):
  * 201 queued, 200 the key's message exists already, 409 no phone, no
  * consent or too long (too long is recorded as failed), 404 no lead.
  */
@@ -2603,7 +2807,7 @@ api_send(struct httpd_req *r, void *arg)
 {
 	struct smsd *s = arg;
 	json_t *body = httpd_body_json(r), *vars;
-	const char *tpl, *key, *field = NULL, *why = NULL;
+	const char *tpl, *key, *gw, *field = NULL, *why = NULL;
 	char tname[200], rkey[64];
 	json_int_t lead;
 	struct sms_lead_msg m;
@@ -2614,6 +2818,7 @@ api_send(struct httpd_req *r, void *arg)
 	tpl = json_string_value(json_object_get(body, "template"));
 	key = json_string_value(json_object_get(body, "key"));
 	vars = json_object_get(body, "vars");
+	gw = json_string_value(json_object_get(body, "gateway"));
 	if (!s->d->conf->sms)
 		field = "", why = "no SMS gateways are configured (sms.conf)";
 	else if (!json_is_integer(json_object_get(body, "lead")) || lead <= 0)
@@ -2625,6 +2830,9 @@ api_send(struct httpd_req *r, void *arg)
 		field = "key", why = "an idempotency key of 1 to 200 characters";
 	else if (vars && !json_is_object(vars))
 		field = "vars", why = "an object of template data";
+	else if (json_object_get(body, "gateway") && (!gw ||
+	    !smsgw_find(s->d->conf->sms, gw)))
+		field = "gateway", why = "no such gateway in sms.conf";
 	if (!why) {
 		/* the SMS templates only: not the email ones */
 		snprintf(tname, sizeof(tname), "%s%s", strncmp(tpl, "sms/", 4) ?
@@ -2655,6 +2863,7 @@ api_send(struct httpd_req *r, void *arg)
 	m.key = key;
 	m.kind = "api";
 	m.vars = vars;
+	m.gateway = gw;
 	if (sms_to_lead(s->d, &m, on_api_sent, r) < 0)
 		httpd_reply_error(r, 503, NULL, "cannot queue the text now");
 	json_decref(body);
@@ -2821,10 +3030,17 @@ sms_free(struct smsd *s)
 	free(s->cas);
 	for (size_t i = 0; i < s->ngw; i++) {
 		struct job *j, *next;
+		struct pconn *pc, *pnext;
 
 		for (j = s->gw[i]->qhead; j; j = next) {
 			next = j->next;
 			job_free(j);    /* leased: sent again after the lease */
+		}
+		for (pc = s->gw[i]->pool; pc; pc = pnext) {
+			pnext = pc->next;
+			evhttp_connection_set_closecb(pc->conn, NULL, NULL);
+			evhttp_connection_free(pc->conn);
+			free(pc);
 		}
 		free(s->gw[i]);
 	}

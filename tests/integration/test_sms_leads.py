@@ -18,10 +18,12 @@ channel = sms) and POST /api/v1/sms/send, the path drip steps use.
   - `leadcast report sms` and the campaign report cover SMS campaigns.
 """
 import datetime
+import http.server
 import json
 import os
 import re
 import shutil
+import threading
 import time
 
 import pytest
@@ -63,7 +65,48 @@ def zone(quiet):
 DAY, NIGHT = zone(False), zone(True)
 
 
-def sms_conf(port):
+class JsonGateway:
+    """A Vonage-style API over HTTP/1.1 (connections kept alive): a JSON
+    body in, {"messages": [{"status": "0", "message-id": ...}]} out;
+    records each request's JSON and the client's port."""
+
+    def __init__(self):
+        self.requests = []
+        self.n = 0
+        gw = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                doc = json.loads(self.rfile.read(n))
+                gw.n += 1
+                gw.requests.append((self.client_address[1],
+                                    self.headers.get("Content-Type"), doc))
+                out = json.dumps({"message-count": "1", "messages": [
+                    {"status": "0", "message-id": "V%d" % gw.n}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever,
+                         daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def sms_conf(port, json_port):
     return """\
 default = "kannel"
 lease = 5s
@@ -80,7 +123,26 @@ gateway "kannel" {
 	retries = 1
 	retry_base = 500ms
 }
-""" % (port, SECRET)
+gateway "vonage" {
+	type = http
+	url = "http://127.0.0.1:%d/sms/json"
+	username = "key1"
+	password = "sec1"
+	sender = "Acme"
+	body_format = json
+	body = "{\\"api_key\\": \\"{{username}}\\", \\"api_secret\\": \\"{{password}}\\", \\"from\\": \\"{{from}}\\", \\"to\\": \\"{{to_digits}}\\", \\"text\\": \\"{{text}}\\", \\"callback\\": \\"{{dlr_url}}\\"}"
+	success = "\\"status\\": *\\"0\\""
+	message_id = "\\"message-id\\": *\\"([A-Za-z0-9-]+)\\""
+	connections = 3
+	allow_from = { "127.0.0.1" }
+	in_from = "msisdn"
+	in_text = "text"
+	dlr_msgid = "messageId"
+	dlr_status = "status"
+	dlr_delivered = { "delivered" }
+	dlr_failed = { "failed", "rejected", "expired" }
+}
+""" % (port, SECRET, json_port)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +170,9 @@ def env():
                                    quiet_hours=""))
     d = harness.Daemon(tmp, name="lc", top={"default_country": "US"})
     k = kanneltools.Kannel(tmp, d.port, SECRET)
-    mt.write_file(os.path.join(tmp.path, "sms.conf"), sms_conf(k.sendsms))
+    d.vonage = JsonGateway()
+    mt.write_file(os.path.join(tmp.path, "sms.conf"),
+                  sms_conf(k.sendsms, d.vonage.port))
     try:
         k.start()
         d.start(timeout=30)
@@ -116,6 +180,7 @@ def env():
     finally:
         d.cleanup()
         k.stop()
+        d.vonage.close()
         tmp.cleanup()
 
 
@@ -330,3 +395,55 @@ def test_reports_cover_sms_campaigns(env):
     rep = d.get("/api/v1/campaigns/promo/report", token=d.token).json()
     assert rep["channel"] == "sms" and rep["sms"]["segments"] == 6
     assert rep["deliveries"]["suppressed"] == 2
+
+
+def test_json_gateway_keepalive_reports_and_replies(env):
+    d, _ = env
+    v = d.vonage
+    lead = capture(d, "+13135550220", first_name="Ida", city="Flint")
+
+    def send(key):
+        r = d.post("/api/v1/sms/send", body=json.dumps(
+            {"lead": lead, "template": "promo", "key": key,
+             "gateway": "vonage"}).encode(), token=d.token)
+        assert r.status == 201, r
+        return r.json()["sms"]
+
+    ids = [send("ka:%d" % i) for i in range(8)]
+    wait_until(lambda: len(v.requests) == 8, 15, what="8 requests")
+    port, ctype, doc = v.requests[0]
+    assert ctype == "application/json"
+    assert doc["to"] == "13135550220" and doc["api_key"] == "key1"
+    assert doc["text"].startswith("Hi Ida, 20% off")
+    # kept alive: 8 texts over at most `connections` (3) connections
+    first = set(p for p, _, _ in v.requests)
+    assert len(first) <= 3, first
+    time.sleep(0.3)
+    ids += [send("ka2:%d" % i) for i in range(3)]
+    wait_until(lambda: len(v.requests) == 11, 15, what="3 more")
+    assert set(p for p, _, _ in v.requests[8:]) <= first, "not reused"
+    msgid = d.psql("SELECT gateway_msgid FROM sms WHERE id = %d" % ids[0])
+    assert re.fullmatch(r"V\d+", msgid)
+    # a JSON delivery report by the gateway's id
+    r = d.post("/sms/dlr/vonage", body=json.dumps(
+        {"msisdn": "13135550220", "to": "Acme", "messageId": msgid,
+         "status": "delivered", "err-code": "0", "price": 0.0333}).encode())
+    assert r.status == 200, r
+    assert d.psql("SELECT status, dlr_status FROM sms WHERE id = %d" %
+                  ids[0]) == "delivered|delivered"
+    # malformed JSON changes nothing
+    for body in (b"{not json", b"[1, 2]", json.dumps(
+            {"x%d" % i: i for i in range(100)}).encode()):
+        r = d.post("/sms/dlr/vonage", body=body)
+        assert r.status == 400, (body, r)
+    # a JSON inbound text (Vonage sends the number without "+"): STOP
+    r = d.request("POST", "/sms/in/vonage", body=json.dumps(
+        {"msisdn": "13135550220", "to": "15555550100", "messageId": "m1",
+         "text": "STOP", "type": "text"}).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8"})
+    assert r.status == 200, r
+    assert d.psql("SELECT sms_consent FROM leads WHERE id = %d" % lead) == "f"
+    r = d.post("/api/v1/sms/send", body=json.dumps(
+        {"lead": lead, "template": "promo", "gateway": "nope"}).encode(),
+        token=d.token)
+    assert r.status == 400 and r.json()["error"]["field"] == "gateway"
