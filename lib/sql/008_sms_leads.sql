@@ -1,4 +1,4 @@
--- 006_sms_leads: texts to leads (SMS campaigns, drip steps). Such a text
+-- 008_sms_leads: texts to leads (SMS campaigns, drip steps). Such a text
 -- carries an idempotency key (one message per key, ever: a campaign's
 -- text to a lead, a drip step of an enrollment), needs the lead's consent
 -- at the moment it goes out (a STOP suppresses what is still queued), and
