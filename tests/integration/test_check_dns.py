@@ -14,15 +14,19 @@ import time
 import pytest
 
 import harness
+import mailtools as mt
 from dnstools import Nsd, Relay
+from test_messaging import (deliveries, list_lines, mail_section, start,
+                            write_campaign, write_templates)
 
 IP = "192.0.2.10"           # mail.good.test, forward-confirmed
 IP_NO_FCRDNS = "192.0.2.11"  # PTR nofcrdns.good.test, whose A is elsewhere
 IP_NO_PTR = "192.0.2.12"
 
 
-def keygen(conf, domain, sel, out):
-    r = harness.cli(conf, "dkim-keygen", domain, sel, "--out", out, "--json")
+def keygen(conf, domain, sel, out, ed25519=False):
+    r = harness.cli(conf, "dkim-keygen", domain, sel, "--out", out, "--json",
+                    *(["--ed25519"] if ed25519 else []))
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)["dns"]
 
@@ -50,11 +54,14 @@ def world():
             % harness.SRCDIR)
     dkim = ""
     recs = {}
-    for d in ("good.test", "nodmarc.test", "badkey.test", "manyspf.test",
-              "syntaxspf.test", "twospf.test"):
+    # RSA keys where the test looks at them, quick Ed25519 ones elsewhere
+    for d, ed in (("good.test", False), ("badkey.test", False),
+                  ("nodmarc.test", True), ("manyspf.test", True)):
         pem = os.path.join(keys, d + ".pem")
-        recs[d] = keygen(conf, d, "s1", pem)
-        dkim += 'dkim "%s" {\n\tselector = s1\n\tkey = "%s"\n}\n' % (d, pem)
+        recs[d] = keygen(conf, d, "s1", pem, ed)
+        dkim += 'dkim "%s" {\n\tselector = s1\n\tkey = "%s"\n' \
+            '\talgorithm = %s\n}\n' % (d, pem, "ed25519-sha256" if ed else
+                                        "rsa-sha256")
     # the key badkey.test publishes: another one
     other = keygen(conf, "badkey.test", "s1", os.path.join(keys, "other.pem"))
     with open(conf, "w") as f:
@@ -83,6 +90,9 @@ def world():
         DMARC % "syntaxspf.test",
         "twospf.test": MX + GOOD_SPF + '@ IN TXT "v=spf1 mx -all"\n' +
         DMARC % "twospf.test",
+        # recipient domains for the mx transport
+        "dest.test": "@ IN MX 10 localhost.\n",
+        "nullmx.test": "@ IN MX 0 .\n",
         "2.0.192.in-addr.arpa": "10 IN PTR mail.good.test.\n"
                                 "11 IN PTR nofcrdns.good.test.\n",
     }
@@ -288,3 +298,51 @@ def test_bad_input(world):
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert words in r.stderr, (args, r.stderr)
         assert r.stdout == ""
+
+
+def test_mx_transport_asks_the_dns(world):
+    """Delivery with transport = "mx" (lib/dns's dns_mx) through the same
+    NSD: a domain whose MX is this host gets its messages (smtp-sink on
+    mx_port), a null MX and a name that does not exist fail for good
+    (5.1.2), and a domain the server refuses to answer for is deferred
+    (4.4.3)."""
+    tmp = harness.TempDir("mx")
+    sink = mt.SmtpSink(tmp)
+    d = None
+    try:
+        write_templates(tmp)
+        write_campaign(tmp, "camp", "mx", lists=["mx"])
+        sink.start()
+        d = harness.Daemon(tmp, name="mx", top={"campaigns": "camp"},
+                           extra_lines=list_lines("mx") + mail_section(
+                               transport="mx", mx_port=sink.port,
+                               nameserver=world["nsd"].addr, tls="none",
+                               retry_base=harness.Raw("1h")))
+        d.start(timeout=30)
+        for dom, n in (("dest.test", 3), ("nullmx.test", 1),
+                       ("nx.dest.test", 1), ("elsewhere.example", 1)):
+            mt.add_many_subscribers(d, "mx", dom.split(".")[0], n, domain=dom)
+        assert start(d, "mx")["recipients"] == 6
+        harness.wait_until(lambda: mt.delivery_counts(d, "mx") == {
+            "sent": 3, "failed": 2, "deferred": 1}, 30,
+            what="3 sent, 2 failed, 1 deferred")
+        rows = {r[0]: r[1:] for r in deliveries(
+            d, "mx", "email, status, smtp_status, smtp_message")}
+        for email, (status, st, msg) in rows.items():
+            if email.endswith("@dest.test"):
+                assert (status, st[:2]) == ("sent", "2."), rows
+            elif email.endswith("@nullmx.test"):
+                assert (status, st) == ("failed", "5.1.2"), rows
+                assert "null MX" in msg, rows
+            elif email.endswith("@nx.dest.test"):
+                assert (status, st) == ("failed", "5.1.2"), rows
+                assert "does not exist" in msg, rows
+            else:
+                assert (status, st) == ("deferred", "4.4.3"), rows
+        got = sorted(r for t in sink.transactions() for r in t[0])
+        assert got == sorted(e for e in rows if e.endswith("@dest.test"))
+    finally:
+        if d:
+            d.cleanup()
+        sink.stop()
+        tmp.cleanup()
