@@ -113,11 +113,18 @@ void
 daemon_page(struct lc_daemon *d, struct httpd_req *r, int code,
     const char *name, json_t *data)
 {
-	const struct tmpl *t = tmpl_set_get(d->conf->templates, name);
+	daemon_page_conf(d->conf, r, code, name, data);
+}
+
+void
+daemon_page_conf(const struct conf *c, struct httpd_req *r, int code,
+    const char *name, json_t *data)
+{
+	const struct tmpl *t = tmpl_set_get(c->templates, name);
 	struct buf b;
 
 	buf_init(&b, 1024 * 1024);
-	if (!t || tmpl_render(t, data, d->conf->templates, TMPL_ESCAPE_HTML,
+	if (!t || tmpl_render(t, data, c->templates, TMPL_ESCAPE_HTML,
 	    &b) < 0) {
 		if (t)
 			log_warn("rendering %s failed", name);

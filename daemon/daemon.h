@@ -28,6 +28,7 @@ struct db;
 struct sender;
 struct router;
 struct smsd;
+struct track;
 struct httpd_req;
 struct route_conf;
 struct campaign_def;
@@ -51,6 +52,7 @@ struct lc_daemon {
 	struct sender *sender;
 	struct router *router;
 	struct smsd *sms;               /* sms.c: the SMS engine */
+	struct track *track;            /* track.c: hits, threads, spool */
 	char conninfo[2048];            /* of the database, for more sessions */
 	int embedded;
 	struct pgembed pg;
@@ -96,6 +98,9 @@ void form_routes_register(struct lc_daemon *d);
 /* Render templates/pages/NAME with data (stolen) as an HTML reply. */
 struct httpd_req;
 void daemon_page(struct lc_daemon *d, struct httpd_req *r, int code,
+    const char *name, json_t *data);
+/* The same with configuration c: from any thread holding a reference. */
+void daemon_page_conf(const struct conf *c, struct httpd_req *r, int code,
     const char *name, json_t *data);
 
 /* sender.c: the delivery engine. */
@@ -207,6 +212,10 @@ int router_set_duty(struct router *r, const char *rep, int on,
  * score it, as POST /api/v1/events does; cb gets the status and the lead
  * (or an error document), owned. */
 void leads_event(struct lc_daemon *d, long long lead, json_t *event,
+    sender_action_fn *cb, void *arg);
+/* leads.c: score event (stolen) on lead as leads_event does, for an event
+ * already recorded (a tracking hit): nothing more is written to events. */
+void leads_score(struct lc_daemon *d, long long lead, json_t *event,
     sender_action_fn *cb, void *arg);
 /* leads.c: leads_next for callers other than HTTP: cb gets the status and
  * document POST /api/v1/reps/{rep}/next would answer with (owned). */

@@ -32,6 +32,7 @@
 #include "migrate.h"
 #include "proc.h"
 #include "token.h"
+#include "track.h"
 #include "workq.h"
 
 #define HEARTBEAT_SECONDS 10
@@ -239,6 +240,7 @@ apply_conf(struct lc_daemon *d, const struct conf *c)
 	    c->http.max_header_size, c->http.timeout_ms);
 	httpd_set_token(d->httpd, d->admin_token);
 	dns_set_nameserver(c->mail.nameserver);
+	track_conf_changed(d->track);
 }
 
 int
@@ -294,7 +296,7 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 	/* queries cannot drain while the database is away */
 	int idle = httpd_in_flight(d->httpd) == 0 && workq_depth(d->workq) == 0 &&
 	    sender_idle(d->sender) && router_idle(d->router) &&
-	    sms_idle(d->sms) &&
+	    sms_idle(d->sms) && track_idle(d->track) &&
 	    (daemon_db_pending(d) == 0 ||
 	    db_state(d->db) != DB_READY);
 
@@ -323,6 +325,7 @@ daemon_stop(struct lc_daemon *d)
 	d->stopping = 1;
 	log_info("stopping: draining in-flight work (up to %ld ms)", ms);
 	httpd_stop_listening(d->httpd);
+	track_stop(d->track);
 	clock_gettime(CLOCK_MONOTONIC, &d->stop_deadline);
 	d->stop_deadline.tv_sec += ms / 1000;
 	d->stop_deadline.tv_nsec += (ms % 1000) * 1000000;
@@ -407,6 +410,9 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 		goto fail;
 	}
 	if (httpd_bind(d->httpd, &c->http.listen, err, sizeof(err)) < 0)
+		goto fail;
+	/* the tracking threads' sockets too, before dropping privileges */
+	if (!(d->track = track_new(d, err, sizeof(err))))
 		goto fail;
 	if (geteuid() == 0) {
 		if (proc_user(c->user, &uid, &gid, err, sizeof(err)) < 0)
@@ -508,6 +514,8 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 		goto fail_pg;
 	}
 	apply_conf(d, c);
+	if (track_start(d->track, err, sizeof(err)) < 0)
+		goto fail_pg;
 	if (httpd_start(d->httpd) < 0) {
 		snprintf(err, sizeof(err), "cannot serve HTTP");
 		goto fail_pg;
@@ -581,6 +589,7 @@ main(int argc, char **argv)
 
 	/* drained (or timed out): tear down in reverse order */
 	workq_free(d->workq);
+	track_free(d->track);   /* spools what the database did not take */
 	sms_free(d->sms);
 	router_free(d->router);
 	sender_free(d->sender);

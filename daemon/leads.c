@@ -489,8 +489,8 @@ on_event_loaded(void *arg, const PGresult *res, const char *err)
 		rescore_start(rs, col_json(res, 0, 0), col_json(res, 0, 1));
 }
 
-void
-leads_event(struct lc_daemon *d, long long lead, json_t *event,
+static void
+event_score(struct lc_daemon *d, long long lead, json_t *event, int record,
     sender_action_fn *cb, void *arg)
 {
 	struct evcb *e = calloc(1, sizeof(*e));
@@ -507,11 +507,25 @@ leads_event(struct lc_daemon *d, long long lead, json_t *event,
 	}
 	e->cb = cb;
 	e->arg = arg;
-	rs->record = 1;
+	rs->record = record;
 	snprintf(id, sizeof(id), "%lld", lead);
 	if (db_query(d->db, reload_sql, 1, p, on_event_loaded, rs) < 0)
 		rescore_finish(rs, 503, error_doc(NULL, "the database queue is "
 		    "full"));
+}
+
+void
+leads_event(struct lc_daemon *d, long long lead, json_t *event,
+    sender_action_fn *cb, void *arg)
+{
+	event_score(d, lead, event, 1, cb, arg);
+}
+
+void
+leads_score(struct lc_daemon *d, long long lead, json_t *event,
+    sender_action_fn *cb, void *arg)
+{
+	event_score(d, lead, event, 0, cb, arg);
 }
 
 /* ---- capture ------------------------------------------------------------------------ */

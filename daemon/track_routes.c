@@ -5,11 +5,18 @@
  * one-click). Tokens are signed (token.c): a tampered or unknown one gets
  * 404, and a redirect only ever goes to a destination stored in the
  * campaign's link table, never to a URL taken from the request.
- * Events are written through the async database layer; the pixel answers
- * without waiting for it. It does not classify bots (the tracking issue).
+ *
+ * The pixel and the redirect run on any thread (the tracking threads of
+ * track.c, or the main loop): they verify the token, classify the client
+ * (lib/botclass), take the destination from the in-memory link table and
+ * hand the hit to track.c, answering without waiting for the database.
+ * A HEAD request is answered like a GET and recorded as a scanner's; a
+ * client over track.rate is answered and not recorded. The unsubscribe
+ * page runs on the main loop only and writes through the database.
  */
 #include "config.h"
 #include "daemon.h"
+#include "track.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -20,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "botclass.h"
 #include "buf.h"
 #include "db.h"
 #include "httpd.h"
@@ -28,6 +36,7 @@
 #include "token.h"
 
 #define UA_MAX 512
+#define URL_MAX 8192
 
 /* A 1x1 transparent GIF: 43 bytes. */
 static const unsigned char pixel_gif[43] = {
@@ -53,13 +62,31 @@ user_agent(struct httpd_req *r, char *out, size_t n)
 	snprintf(out, n, "%s", ua ? ua : "");
 }
 
+/* Fill a hit of type with the request's client, classified. */
 static void
-on_event_written(void *arg, const PGresult *res, const char *err)
+hit_from(struct track_ctx *c, struct httpd_req *r, int type, struct hit *h)
 {
-	(void)arg;
-	(void)res;
-	if (err)
-		log_warn("recording a tracking event: %s", err);
+	const char *ua = evhttp_find_header(
+	    evhttp_request_get_input_headers(r->req), "User-Agent");
+
+	memset(h, 0, sizeof(*h));
+	h->type = (unsigned char)type;
+	hit_clean(h->ip, sizeof(h->ip), r->client_ip);
+	hit_clean(h->ua, sizeof(h->ua), ua);
+	h->cls = (unsigned char)botclass_classify(track_ctx_conf(c)->track.bots,
+	    ua, r->client_ip, h->reason, sizeof(h->reason));
+	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD &&
+	    h->cls == HIT_HUMAN) {
+		h->cls = HIT_SCANNER;
+		snprintf(h->reason, sizeof(h->reason), "head-request");
+	}
+}
+
+static void
+track_404(struct track_ctx *c, struct httpd_req *r)
+{
+	daemon_page_conf(track_ctx_conf(c), r, 404, "pages/invalid_link",
+	    json_object());
 }
 
 /* ---- /o/{token}.gif ---------------------------------------------------- */
@@ -67,26 +94,23 @@ on_event_written(void *arg, const PGresult *res, const char *err)
 static void
 open_pixel(struct httpd_req *r, void *arg)
 {
-	struct lc_daemon *d = arg;
+	struct track_ctx *c = arg;
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
 	size_t len = strlen(r->tail);
 	uint64_t id, unused;
-	char ids[32], ua[UA_MAX];
+	struct hit h;
 
-	if (len < 5 || strcmp(r->tail + len - 4, ".gif") != 0 ||
-	    token_verify(&d->url_key, 'o', r->tail, len - 4, &id, &unused) < 0) {
+	if (len < 5 || len > TOKEN_MAX + 4 ||
+	    strcmp(r->tail + len - 4, ".gif") != 0 ||
+	    token_verify(&c->d->url_key, 'o', r->tail, len - 4, &id,
+	    &unused) < 0) {
 		httpd_reply(r, 404, "text/plain", "not found\n", 10);
 		return;
 	}
-	snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
-	user_agent(r, ua, sizeof(ua));
-	{
-		const char *p[3] = { ids, r->client_ip, ua };
-
-		db_query(d->db, "INSERT INTO events (type, lead_id, delivery_id, "
-		    "campaign_id, ip, user_agent) SELECT 'open', lead_id, id, "
-		    "campaign_id, $2::inet, $3 FROM deliveries WHERE id = $1",
-		    3, p, on_event_written, NULL);
+	if (track_ctx_allow(c, r->client_ip)) {
+		hit_from(c, r, HIT_OPEN, &h);
+		h.delivery = id;
+		track_ctx_record(c, &h);
 	}
 	evhttp_add_header(oh, "Cache-Control",
 	    "no-store, no-cache, must-revalidate, private, max-age=0");
@@ -97,81 +121,78 @@ open_pixel(struct httpd_req *r, void *arg)
 
 /* ---- /c/{token} --------------------------------------------------------- */
 
-struct click {
-	struct lc_daemon *d;
+static void
+redirect(struct track_ctx *c, struct httpd_req *r, const char *url,
+    uint64_t delivery, uint64_t link)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
+	struct hit h;
+
+	if (track_ctx_allow(c, r->client_ip)) {
+		hit_from(c, r, HIT_CLICK, &h);
+		h.delivery = delivery;
+		h.link = link;
+		track_ctx_record(c, &h);
+	}
+	evhttp_add_header(oh, "Location", url);
+	evhttp_add_header(oh, "Referrer-Policy", "no-referrer");
+	httpd_reply(r, 302, "text/plain", "", 0);
+}
+
+struct click_wait {
+	struct track_ctx *c;
 	struct httpd_req *r;
-	char ids[2][32];
-	char ua[UA_MAX];
+	uint64_t delivery, link;
 };
 
 static void
-click_found(void *arg, const PGresult *res, const char *err)
+click_found(void *arg, int found)
 {
-	struct click *c = arg;
-	const char *url;
+	struct click_wait *w = arg;
+	char url[URL_MAX], tag[256];
 
-	if (err) {
-		httpd_reply(c->r, 503, "text/plain",
+	if (found == 1 && track_ctx_link(w->c, w->link, url, sizeof(url), tag,
+	    sizeof(tag)))
+		redirect(w->c, w->r, url, w->delivery, w->link);
+	else if (found < 0)
+		httpd_reply(w->r, 503, "text/plain",
 		    "temporarily unavailable, try again\n", 35);
-		free(c);
-		return;
-	}
-	if (PQntuples(res) != 1) {
-		not_found(c->d, c->r);
-		free(c);
-		return;
-	}
-	url = PQgetvalue(res, 0, 0);
-	/* stored links are http(s) by construction; refuse anything else */
-	if (strncasecmp(url, "http://", 7) != 0 &&
-	    strncasecmp(url, "https://", 8) != 0) {
-		not_found(c->d, c->r);
-		free(c);
-		return;
-	}
-	{
-		const char *p[4] = { c->ids[0], c->ids[1], c->r->client_ip, c->ua };
-
-		db_query(c->d->db, "INSERT INTO events (type, lead_id, "
-		    "delivery_id, campaign_id, link_id, ip, user_agent) SELECT "
-		    "'click', lead_id, id, campaign_id, $2, $3::inet, $4 FROM "
-		    "deliveries WHERE id = $1", 4, p, on_event_written, NULL);
-	}
-	evhttp_add_header(evhttp_request_get_output_headers(c->r->req),
-	    "Location", url);
-	evhttp_add_header(evhttp_request_get_output_headers(c->r->req),
-	    "Referrer-Policy", "no-referrer");
-	httpd_reply(c->r, 302, "text/plain", "", 0);
-	free(c);
+	else
+		track_404(w->c, w->r);
+	free(w);
 }
 
 static void
 click(struct httpd_req *r, void *arg)
 {
-	struct lc_daemon *d = arg;
+	struct track_ctx *c = arg;
 	uint64_t id, link;
-	struct click *c;
+	char url[URL_MAX], tag[256];
+	struct click_wait *w;
 
-	if (token_verify(&d->url_key, 'c', r->tail, strlen(r->tail), &id,
-	    &link) < 0 || !(c = calloc(1, sizeof(*c)))) {
-		not_found(d, r);
+	if (strlen(r->tail) > TOKEN_MAX || token_verify(&c->d->url_key, 'c',
+	    r->tail, strlen(r->tail), &id, &link) < 0) {
+		track_404(c, r);
 		return;
 	}
-	c->d = d;
-	c->r = r;
-	snprintf(c->ids[0], sizeof(c->ids[0]), "%llu", (unsigned long long)id);
-	snprintf(c->ids[1], sizeof(c->ids[1]), "%llu", (unsigned long long)link);
-	user_agent(r, c->ua, sizeof(c->ua));
-	{
-		const char *p[2] = { c->ids[0], c->ids[1] };
-
-		if (db_query(d->db, "SELECT l.url FROM campaign_links l JOIN "
-		    "deliveries d ON d.campaign_id = l.campaign_id WHERE "
-		    "d.id = $1 AND l.id = $2", 2, p, click_found, c) < 0) {
-			free(c);
-			httpd_reply(r, 503, "text/plain",
-			    "temporarily unavailable, try again\n", 35);
-		}
+	if (track_ctx_link(c, link, url, sizeof(url), tag, sizeof(tag))) {
+		redirect(c, r, url, id, link);
+		return;
+	}
+	/* not in memory (a campaign just started, or the table is full) */
+	if (!(w = calloc(1, sizeof(*w)))) {
+		httpd_reply(r, 503, "text/plain",
+		    "temporarily unavailable, try again\n", 35);
+		return;
+	}
+	w->c = c;
+	w->r = r;
+	w->delivery = id;
+	w->link = link;
+	if (track_ctx_link_miss(c, link, click_found, w) < 0) {
+		free(w);
+		httpd_reply(r, 503, "text/plain",
+		    "temporarily unavailable, try again\n", 35);
 	}
 }
 
@@ -293,15 +314,25 @@ unsubscribe(struct httpd_req *r, void *arg)
 }
 
 void
-track_routes_register(struct lc_daemon *d)
+track_routes_add(struct httpd *h, struct track_ctx *ctx)
 {
 	static const struct httpd_route routes[] = {
 		{ HTTPD_GET | HTTPD_HEAD, "/o/", "open", open_pixel, NULL },
 		{ HTTPD_GET | HTTPD_HEAD, "/c/", "click", click, NULL },
+	};
+
+	httpd_add_routes(h, routes, sizeof(routes) / sizeof(routes[0]), ctx);
+}
+
+void
+track_routes_register(struct lc_daemon *d)
+{
+	static const struct httpd_route routes[] = {
 		{ HTTPD_GET | HTTPD_POST, "/u/", "unsubscribe", unsubscribe,
 		  NULL },
 	};
 
+	track_routes_add(d->httpd, track_loop_ctx(d->track));
 	httpd_add_routes(d->httpd, routes, sizeof(routes) / sizeof(routes[0]),
 	    d);
 }

@@ -3,6 +3,7 @@
  */
 #include "conf.h"
 #include "log.h"
+#include "botclass.h"
 #include "campaign.h"
 #include "dkim.h"
 #include "form.h"
@@ -466,6 +467,70 @@ static const struct conf_key http_keys[] = {
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef H
+
+#define T(f) offsetof(struct conf_track, f)
+static const struct conf_key track_keys[] = {
+	{ "listen", CONF_STRLIST, T(listen), "", 0, 0, NULL, CONF_RESTART },
+	{ "threads", CONF_INT, T(threads), "2", 1, 64, NULL, CONF_RESTART },
+	{ "queue", CONF_INT, T(queue), "16384", 256, 1000000, NULL,
+	  CONF_RESTART },
+	{ "links", CONF_INT, T(links), "1000000", 1000, 100000000, NULL,
+	  CONF_RESTART },
+	{ "batch", CONF_INT, T(batch), "1000", 1, 2000, NULL, 0 },
+	{ "flush", CONF_DURATION, T(flush_ms), "10ms", 1, 10000, NULL, 0 },
+	{ "rate", CONF_STR, T(rate), "600/m", 0, 0, NULL, 0 },
+	{ "builtin_lists", CONF_BOOL, T(builtin_lists), "true", 0, 0, NULL, 0 },
+	{ "machine_agents", CONF_STRLIST, T(machine_agents), "", 0, 0, NULL, 0 },
+	{ "machine_networks", CONF_STRLIST, T(machine_networks), "", 0, 0, NULL,
+	  0 },
+	{ "scanner_agents", CONF_STRLIST, T(scanner_agents), "", 0, 0, NULL, 0 },
+	{ "scanner_networks", CONF_STRLIST, T(scanner_networks), "", 0, 0, NULL,
+	  0 },
+	{ "scanner_delay", CONF_DURATION, T(scanner_delay_ms), "10s", 0,
+	  3600000, NULL, 0 },
+	{ "burst", CONF_DURATION, T(burst_ms), "1s", 0, 60000, NULL, 0 },
+	{ "honeypot_tag", CONF_STR, T(honeypot_tag), "honeypot", 0, 0, NULL, 0 },
+	{ "settle", CONF_DURATION, T(settle_ms), "5s", 0, 600000, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
+};
+#undef T
+
+static const struct cfgfile_pos *at_key(struct cfgfile_node *section,
+    const char *key, const struct cfgfile_pos *file);
+
+/* track { }: listen addresses, the rate and the bot lists. */
+static void
+check_track(struct conf *c, struct cfgfile_node *sec,
+    struct cfgfile_errors *errs)
+{
+	struct cfgfile_pos file = { c->path, 0, 0 };
+	struct conf_track *t = &c->track;
+	char err[512];
+
+	for (size_t i = 0; i < t->listen.n; i++) {
+		char host[256];
+		int port;
+
+		if (conf_parse_hostport(t->listen.v[i], host, sizeof(host),
+		    &port) < 0 || port == 0)
+			cfgfile_error(errs, at_key(sec, "listen", &file),
+			    "track.listen: '%s' is not host:port or [ipv6]:port",
+			    t->listen.v[i]);
+	}
+	if (form_parse_rate(t->rate, &t->rate_count, &t->rate_period_ms) < 0)
+		cfgfile_error(errs, at_key(sec, "rate", &file), "track.rate: "
+		    "expected COUNT/PERIOD like 600/m, or none");
+	if (!(t->bots = botclass_new(t->builtin_lists, &t->machine_agents,
+	    &t->machine_networks, &t->scanner_agents, &t->scanner_networks,
+	    err, sizeof(err)))) {
+		const char *key = strncmp(err, "machine_agents", 14) == 0 ?
+		    "machine_agents" : strncmp(err, "machine_networks", 16) == 0 ?
+		    "machine_networks" : strncmp(err, "scanner_agents", 14) == 0 ?
+		    "scanner_agents" : "scanner_networks";
+
+		cfgfile_error(errs, at_key(sec, key, &file), "track.%s", err);
+	}
+}
 
 static const char *const tls_modes[] = { "required", "opportunistic", "none",
 	NULL };
@@ -1037,6 +1102,15 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 	if (mail)
 		conf_check_unknown(mail, errs);
 	check_mail(c, mail, errs);
+	{
+		struct cfgfile_node *track = single_section(tree.root, "track",
+		    errs);
+
+		conf_bind(track_keys, track, &c->track, c->dir, errs);
+		if (track)
+			conf_check_unknown(track, errs);
+		check_track(c, track, errs);
+	}
 	load_dkim(c, tree.root, errs);
 	load_lists(c, tree.root, errs);
 	conf_check_unknown(tree.root, errs);
@@ -1104,6 +1178,8 @@ conf_unref(struct conf *c)
 		return;
 	conf_unbind(http_keys, &c->http);
 	conf_unbind(mail_keys, &c->mail);
+	conf_unbind(track_keys, &c->track);
+	botclass_free(c->track.bots);
 	free(c->mail.maildir);
 	SSL_CTX_free(c->mail.ssl_ctx);
 	free(c->mail.smtp_host);
@@ -1216,7 +1292,8 @@ conf_restart_needed(const struct conf *a, const struct conf *b, char *out,
 	if (n)
 		out[0] = '\0';
 	return differs(main_keys, a, b, "", out, n) +
-	    differs(http_keys, &a->http, &b->http, "http.", out, n);
+	    differs(http_keys, &a->http, &b->http, "http.", out, n) +
+	    differs(track_keys, &a->track, &b->track, "track.", out, n);
 }
 
 int

@@ -38,6 +38,28 @@ struct conf_http {
 	long timeout_ms;
 };
 
+/* track { }: the tracking listener, hit batching and bot lists. */
+struct conf_track {
+	struct conf_strlist listen;     /* tracking threads' addresses; none:
+	                                 * the main loop serves tracking */
+	long threads;
+	long queue;                     /* hits waiting for the loop, at most */
+	long links;                     /* links held in memory, at most */
+	long batch;                     /* hits per INSERT, at most */
+	long flush_ms;                  /* hits are written this often */
+	char *rate;                     /* hits recorded per address: "600/m" */
+	int builtin_lists;
+	struct conf_strlist machine_agents, machine_networks;
+	struct conf_strlist scanner_agents, scanner_networks;
+	long scanner_delay_ms;          /* clicks this soon after sending */
+	long burst_ms;                  /* every link clicked within this */
+	char *honeypot_tag;             /* a link tagged so is a trap */
+	long settle_ms;                 /* events are scored this much later */
+	/* derived */
+	long rate_count, rate_period_ms;        /* 0, 0: no limit */
+	struct botclass *bots;
+};
+
 enum conf_transport { CONF_MAILDIR, CONF_SMTP, CONF_MX };
 
 struct conf_mail {
@@ -105,6 +127,7 @@ struct conf {
 	char *sms_path;                 /* "" = sms.conf if it exists */
 	char *default_country;          /* of phone numbers without one; "" */
 	struct conf_mail mail;
+	struct conf_track track;
 	struct conf_list *lists;
 	size_t nlists;
 	struct tmpl_set *templates;     /* every template, compiled */

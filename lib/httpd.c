@@ -38,6 +38,11 @@ struct httpd {
 	size_t nroutes;
 	char token[512];
 	size_t in_flight;
+	int reuseport;
+	/* series already looked up, by route name and status: the registry
+	 * is shared by every thread, this cache is this server's own */
+	struct { const char *route; int code; struct metric *m; } seen[32];
+	size_t nseen;
 };
 
 /* The request context: the public part first, then what we own. */
@@ -101,6 +106,8 @@ httpd_bind(struct httpd *h, const struct conf_strlist *addrs, char *err,
 		    SOCK_CLOEXEC, 0);
 		if (fd < 0 ||
 		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+		    (h->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT,
+		    &one, sizeof(one))) ||
 		    (ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 		    IPV6_V6ONLY, &one, sizeof(one))) ||
 		    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
@@ -183,6 +190,12 @@ httpd_set_limits(struct httpd *h, size_t max_body, size_t max_headers,
 }
 
 void
+httpd_set_reuseport(struct httpd *h, int on)
+{
+	h->reuseport = on;
+}
+
+void
 httpd_set_token(struct httpd *h, const char *token)
 {
 	snprintf(h->token, sizeof(h->token), "%s", token ? token : "");
@@ -231,15 +244,27 @@ method_bit(enum evhttp_cmd_type cmd)
 }
 
 static void
-count(const char *route, int code)
+count(struct httpd *h, const char *route, int code)
 {
 	char labels[128], status[8];
+	struct metric *m;
 
+	for (size_t i = 0; h && i < h->nseen; i++)
+		if (h->seen[i].route == route && h->seen[i].code == code) {
+			metric_add(h->seen[i].m, 1);
+			return;
+		}
 	snprintf(status, sizeof(status), "%d", code);
 	metrics_labels(labels, sizeof(labels), "route", route, "status",
 	    status, (const char *)NULL);
-	metric_add(metrics_counter("leadcast_http_requests_total",
-	    "HTTP requests answered, by route and status.", labels), 1);
+	m = metrics_counter("leadcast_http_requests_total",
+	    "HTTP requests answered, by route and status.", labels);
+	if (h && h->nseen < sizeof(h->seen) / sizeof(h->seen[0])) {
+		h->seen[h->nseen].route = route;
+		h->seen[h->nseen].code = code;
+		h->seen[h->nseen++].m = m;
+	}
+	metric_add(m, 1);
 }
 
 /* Answer a request that never reached a handler (no context). */
@@ -261,7 +286,7 @@ reply_plain(struct evhttp_request *req, const char *route, int code,
 	evhttp_send_reply(req, code, reason, b);
 	if (b)
 		evbuffer_free(b);
-	count(route, code);
+	count(NULL, route, code);
 }
 
 static const char *
@@ -422,8 +447,8 @@ httpd_reply(struct httpd_req *r, int code, const char *content_type,
 	evhttp_send_reply(r->req, code, reason_for(code), b);
 	if (b)
 		evbuffer_free(b);
-	count(r->route ? r->route->name : (code == 405 ? "method" : "unknown"),
-	    code);
+	count(r->httpd, r->route ? r->route->name : (code == 405 ? "method" :
+	    "unknown"), code);
 	r->httpd->in_flight--;
 	evhttp_clear_headers(&ctx->query);
 	free(ctx->path);

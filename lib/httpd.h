@@ -57,6 +57,9 @@ struct httpd *httpd_new(struct event_base *base);
  * message saying what to do in err. */
 int httpd_bind(struct httpd *h, const struct conf_strlist *addrs, char *err,
     size_t n);
+/* Bind with SO_REUSEPORT (before httpd_bind), so that several servers,
+ * each on its own thread and event loop, share one address. */
+void httpd_set_reuseport(struct httpd *h, int on);
 /* The port of the i-th bound socket (resolves port 0), -1 if none. */
 int httpd_port(const struct httpd *h, size_t i);
 int httpd_start(struct httpd *h);

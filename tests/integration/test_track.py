@@ -1,0 +1,309 @@
+"""
+Tracking at scale (issue 6), through the real daemon: opens and clicks
+answered on the tracking threads (track.listen, SO_REUSEPORT) from the
+link table in memory, each hit stored once with its class (human, machine,
+scanner) and reason; scanner judgements made by the database (a click soon
+after sending, a honeypot link, every link clicked at once); a flood from
+one address rate-limited; hits spooled while PostgreSQL is down and
+replayed once, never twice; human hits scored by scoring.conf, a threshold
+routing the lead to sales.
+
+Each test speaks from its own loopback address (127.0.0.N), so that the
+per-address rate limit of one test does not touch another.
+"""
+import http.client
+import json
+import os
+import time
+
+import pytest
+
+import harness
+import mailtools as mt
+from harness import wait_until
+
+ROUTING = """\
+time_zone = "UTC"
+team "rr" { method = round_robin; offer_window = 5m; catch_all = "ann" }
+team "hold" { method = manual }
+rep "ann" { email = "ann@reps.example"; teams = { "rr" } }
+rule "hold" { when = "source == 'hold'"; team = "hold" }
+rule "default" { team = "rr" }
+"""
+
+SCORING = """\
+behavior "open" { event = open; points = 1 }
+behavior "click" { event = click; points = 10 }
+behavior "pricing" { event = click; when = "event.tag == 'pricing'";
+	points = 20 }
+threshold "ready" { min = 30; action = route; team = "rr" }
+"""
+
+BROWSER = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
+           "Gecko) Chrome/120.0 Safari/537.36")
+
+
+def track_lines(port, **keys):
+    out = ["track {", '\tlisten = { "127.0.0.1:%d" }' % port, "\tthreads = 2"]
+    for k, v in keys.items():
+        out.append("\t%s = %s" % (k, harness._fmt(v)))
+    return out + ["}"]
+
+
+def hit(port, path, src="127.0.0.1", ua=BROWSER, method="GET"):
+    """One request to the tracking port from loopback address src."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5,
+                                   source_address=(src, 0))
+    try:
+        c.request(method, path, headers={"User-Agent": ua} if ua else {})
+        r = c.getresponse()
+        return harness.Resp(r.status, r.getheaders(), r.read())
+    finally:
+        c.close()
+
+
+def one(d, sql):
+    return d.psql(sql)
+
+
+class Setup:
+    pass
+
+
+def make_campaign(d, name, links, sent_ago="1 hour", email=None, lead=None):
+    """A sent campaign of one delivery; links: [(url, tag)]. Returns
+    (delivery id, {url: link id})."""
+    cid = one(d, "INSERT INTO campaigns (name, status) VALUES (%s, 'done') "
+              "RETURNING id" % mt.sql_str(name))
+    if lead is None:
+        lead = one(d, "INSERT INTO leads (email) VALUES (%s) RETURNING id" %
+                   mt.sql_str(email or name + "@example.com"))
+    did = one(d, "INSERT INTO deliveries (campaign_id, lead_id, email, "
+              "status, sent_at) VALUES (%s, %s, 'x@example.com', 'sent', "
+              "now() - interval %s) RETURNING id" % (cid, lead,
+                                                    mt.sql_str(sent_ago)))
+    ids = {}
+    for url, tag in links:
+        ids[url] = int(one(d, "INSERT INTO campaign_links (campaign_id, url, "
+                           "tag) VALUES (%s, %s, %s) RETURNING id" % (
+                               cid, mt.sql_str(url), mt.sql_str(tag))))
+    return int(did), ids
+
+
+def events_of(d, did, cols="type, class, coalesce(reason, '')"):
+    out = d.psql("SELECT %s FROM events WHERE delivery_id = %d ORDER BY id"
+                 % (cols, did))
+    return [tuple(l.split("|")) for l in out.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def trk():
+    tmp = harness.TempDir("trk")
+    mt.routing_dir(tmp, ROUTING, SCORING)
+    outbox = tmp.sub("outbox", owner_daemon=True)
+    tport = harness.free_port()
+    d = harness.Daemon(tmp, name="trk", extra_lines=[
+        "mail {", '\ttransport = "maildir:%s"' % outbox, "}"] + track_lines(
+        tport, rate=harness.Raw('"10/m"'),
+        machine_networks=["127.0.0.9"], scanner_delay=harness.Raw("3s"),
+        settle=harness.Raw("200ms")))
+    d.tport = tport
+    d.outbox = mt.Maildir(outbox)
+    try:
+        d.start(timeout=30)
+        d.key = mt.url_key(d)
+        yield d
+    finally:
+        d.cleanup()
+        tmp.cleanup()
+
+
+def test_open_click_classified(trk):
+    d, key, port = trk, trk.key, trk.tport
+    did, links = make_campaign(d, "c1", [("https://shop.example.com/a", ""),
+                                         ("https://shop.example.com/b", "")])
+    otok = mt.url_token(key, "o", did)
+    src = "127.0.0.11"
+    # a human open and click, on the tracking threads
+    r = hit(port, "/o/%s.gif" % otok, src)
+    assert r.status == 200 and r.body.startswith(b"GIF89a") and \
+        len(r.body) == 43
+    a = links["https://shop.example.com/a"]
+    r = hit(port, "/c/" + mt.url_token(key, "c", did, a), src)
+    assert (r.status, r.header("Location")) == (302,
+                                                "https://shop.example.com/a")
+    # Gmail's image proxy: machine; a script: scanner; HEAD: scanner;
+    # an address of machine_networks: machine
+    hit(port, "/o/%s.gif" % otok, src, ua="Mozilla/5.0 (Windows NT 5.1; "
+        "rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)")
+    hit(port, "/o/%s.gif" % otok, src, ua="python-requests/2.31")
+    r = hit(port, "/o/%s.gif" % otok, src, method="HEAD")
+    assert r.status == 200
+    hit(port, "/o/%s.gif" % otok, "127.0.0.9")
+    want = [("open", "human", ""), ("click", "human", ""),
+            ("open", "machine", "agent:GoogleImageProxy"),
+            ("open", "scanner", "agent:python-"),
+            ("open", "scanner", "head-request"),
+            ("open", "machine", "network:127.0.0.9")]
+    got = wait_until(lambda: (lambda e: e if len(e) >= 6 else None)(
+        events_of(d, did)), 10, what="six events")
+    assert sorted(got) == sorted(want), got
+    # every hit has its own id; the click has its link
+    assert one(d, "SELECT count(DISTINCT hit_id) FROM events WHERE "
+               "delivery_id = %d" % did) == "6"
+    assert one(d, "SELECT link_id FROM events WHERE type = 'click' AND "
+               "delivery_id = %d" % did) == str(a)
+
+    # bad input: fast 404s, never a redirect, nothing written
+    before = one(d, "SELECT count(*) FROM events")
+    ctok = mt.url_token(key, "c", did, a)
+    for path in ["/o/%s.gif" % mt.tamper(otok), "/c/" + mt.tamper(ctok),
+                 "/c/" + ctok[:-2], "/c/" + otok, "/o/%s.gif" % ctok,
+                 "/c/" + mt.url_token(key, "c", did, 987654),
+                 "/c/" + "A" * 5000, "/o/x.gif?" + "q=1&" * 1000,
+                 "/u/" + mt.url_token(key, "u", did)]:
+        r = hit(port, path, "127.0.0.12")
+        assert r.status in (404, 400, 414), (path[:60], r)
+        assert r.header("Location") is None
+    r = hit(port, "/o/%s.gif" % otok, "127.0.0.12", ua="A" * 5000)
+    assert r.status in (200, 400, 431), r
+    time.sleep(0.5)
+    assert int(one(d, "SELECT count(*) FROM events")) <= int(before) + 1
+    assert one(d, "SELECT count(*) FROM events WHERE user_agent LIKE "
+               "'AAAAAAAAAA%' AND class <> 'scanner'") == "0"
+
+
+def test_link_made_after_start(trk):
+    """A link not yet in memory is looked up once through the loop."""
+    d, key, port = trk, trk.key, trk.tport
+    did, links = make_campaign(d, "c2", [("https://new.example.com/x", "")])
+    lid = links["https://new.example.com/x"]
+    for _ in range(2):
+        r = hit(port, "/c/" + mt.url_token(key, "c", did, lid), "127.0.0.13")
+        assert (r.status, r.header("Location")) == (
+            302, "https://new.example.com/x")
+    wait_until(lambda: len(events_of(d, did)) == 2, 5, what="two clicks")
+
+
+def test_scanner_judgements(trk):
+    d, key, port = trk, trk.key, trk.tport
+    src = "127.0.0.14"
+    # a click seconds after sending (scanner_delay = 3s)
+    did, links = make_campaign(d, "c3", [("https://a.example.com/", "")],
+                               sent_ago="0 seconds")
+    hit(port, "/c/" + mt.url_token(key, "c", did, links[
+        "https://a.example.com/"]), src)
+    # the hidden honeypot link
+    did2, links2 = make_campaign(d, "c4", [("https://b.example.com/", ""),
+                                           ("https://b.example.com/trap",
+                                            "honeypot")])
+    hit(port, "/c/" + mt.url_token(key, "c", did2, links2[
+        "https://b.example.com/trap"]), src)
+    # every link of a message clicked at once
+    did3, links3 = make_campaign(d, "c5", [("https://c.example.com/1", ""),
+                                           ("https://c.example.com/2", ""),
+                                           ("https://c.example.com/3", "")])
+    for url in sorted(links3):
+        hit(port, "/c/" + mt.url_token(key, "c", did3, links3[url]), src)
+    assert wait_until(lambda: events_of(d, did) == [
+        ("click", "scanner", "soon-after-sending")], 5)
+    assert wait_until(lambda: events_of(d, did2) == [
+        ("click", "scanner", "honeypot")], 5)
+    assert wait_until(lambda: events_of(d, did3) == [
+        ("click", "scanner", "every-link-at-once")] * 3, 5), \
+        events_of(d, did3)
+
+
+def test_flood_rate_limited(trk):
+    """track.rate = 10/m: the 11th hit from one address is answered and
+    not recorded."""
+    d, key, port = trk, trk.key, trk.tport
+    did, links = make_campaign(d, "c6", [("https://d.example.com/", "")])
+    otok = mt.url_token(key, "o", did)
+    for _ in range(15):
+        assert hit(port, "/o/%s.gif" % otok, "127.0.0.15").status == 200
+    time.sleep(0.5)
+    assert len(events_of(d, did)) == 10
+    assert hit(port, "/o/%s.gif" % otok, "127.0.0.16").status == 200
+    wait_until(lambda: len(events_of(d, did)) == 11, 5)
+    assert d.metric("leadcast_track_limited_total") >= 5
+
+
+def test_human_hits_score_and_route(trk):
+    """Only human events score; crossing a route threshold sends a lead
+    nobody owns to sales (an offer email to ann)."""
+    d, key, port = trk, trk.key, trk.tport
+    r = d.post("/api/v1/leads", json.dumps({
+        "email": "nurture@example.com", "source": "hold"}).encode(),
+        token=d.token)
+    assert r.status in (200, 201), r
+    lead = r.json()["lead"]["id"]
+    did, links = make_campaign(d, "c7", [
+        ("https://e.example.com/", ""),
+        ("https://e.example.com/pricing", "pricing")], lead=lead)
+    otok = mt.url_token(key, "o", did)
+    src = "127.0.0.17"
+    hit(port, "/o/%s.gif" % otok, src, ua="python-requests/2.31")
+    hit(port, "/o/%s.gif" % otok, src)
+    wait_until(lambda: one(d, "SELECT score FROM leads WHERE id = %s" %
+                           lead) == "1", 10, what="open scored")
+    time.sleep(0.5)
+    assert one(d, "SELECT score FROM leads WHERE id = %s" % lead) == "1"
+    assert one(d, "SELECT count(*) FROM score_history WHERE lead_id = %s" %
+               lead) == "1"
+    # a tagged click: 10 + 20 points, 31 >= 30: routed to rr, offered to ann
+    hit(port, "/c/" + mt.url_token(key, "c", did, links[
+        "https://e.example.com/pricing"]), src)
+    wait_until(lambda: one(d, "SELECT score FROM leads WHERE id = %s" %
+                           lead) == "31", 10, what="click scored")
+    wait_until(lambda: one(d, "SELECT count(*) FROM offers WHERE lead_id = "
+                           "%s" % lead) != "0", 10, what="an offer")
+    assert one(d, "SELECT rep_id || ' ' || team FROM offers WHERE "
+               "lead_id = %s" % lead) == "ann rr"
+
+
+def test_spool_when_database_down(daemons, pg_private):
+    """PostgreSQL stopped: hits are answered and spooled; started again:
+    replayed, each counted once even when the spool is replayed twice."""
+    db = pg_private.create_db()
+    tport = harness.free_port()
+    d = daemons("sp", database=pg_private.uri(db),
+                extra_lines=track_lines(tport, rate=harness.Raw("none")))
+    d.start(timeout=30)
+    key = pg_private.psql("SELECT value FROM settings WHERE name = "
+                          "'url_key'", db=db)
+
+    def q(sql):
+        return pg_private.psql(sql, db=db)
+    cid = q("INSERT INTO campaigns (name) VALUES ('s') RETURNING id")
+    did = int(q("INSERT INTO deliveries (campaign_id, email, status, "
+                "sent_at) VALUES (%s, 'a@example.com', 'sent', now() - "
+                "interval '1 hour') RETURNING id" % cid))
+    otok = mt.url_token(key, "o", did)
+    assert hit(tport, "/o/%s.gif" % otok).status == 200
+    wait_until(lambda: q("SELECT count(*) FROM events") == "1", 10)
+    pg_private.stop()
+    for _ in range(30):
+        assert hit(tport, "/o/%s.gif" % otok).status == 200
+    spool = os.path.join(d.state, "track.spool")
+    wait_until(lambda: os.path.exists(spool) and
+               open(spool).read().count("\n") == 30, 10, what="30 spooled")
+    saved = open(spool).read()
+    pg_private.start()
+    wait_until(lambda: q("SELECT count(*) FROM events") == "31", 30,
+               what="the spool replayed")
+    wait_until(lambda: not os.path.exists(spool + ".replay"), 10)
+    # the same lines again (as after a crash before the spool was removed)
+    with open(spool, "w") as f:
+        f.write(saved)
+    wait_until(lambda: not os.path.exists(spool) and
+               not os.path.exists(spool + ".replay"), 15, what="replayed")
+    assert q("SELECT count(*) FROM events") == "31"
+    assert d.metric("leadcast_track_duplicates_total") >= 30
+    # a torn last line and garbage are skipped, not fatal
+    with open(spool, "w") as f:
+        f.write("garbage\n" + saved.splitlines()[0][:40])
+    wait_until(lambda: not os.path.exists(spool) and
+               not os.path.exists(spool + ".replay"), 15)
+    assert q("SELECT count(*) FROM events") == "31"
+    d.stop()
