@@ -378,15 +378,265 @@ report_sms(const struct cli_args *a)
 	return 0;
 }
 
+/* ---- report campaigns -------------------------------------------------------------- */
+
+/* The figures of a campaign, as rows of the side-by-side table (and
+ * columns of the CSV): JSON key, label. */
+static const char *const camp_keys[][2] = {
+	{ "recipients", "recipients" }, { "sent", "sent" },
+	{ "bounced", "bounced" }, { "failed", "failed" },
+	{ "unique_human_opens", "opened (human, unique)" },
+	{ "human_opens", "opens (human)" },
+	{ "unique_machine_opens", "opened (machine, unique)" },
+	{ "machine_opens", "opens (machine)" },
+	{ "unique_opens", "opened (all, unique)" }, { "opens", "opens (all)" },
+	{ "unique_human_clicks", "clicked (human, unique)" },
+	{ "human_clicks", "clicks (human)" }, { "clicks", "clicks (all)" },
+	{ "click_to_open", "click-to-open" },
+	{ "scanner_hits", "scanner hits" },
+	{ "unsubscribes", "unsubscribed" }, { "complaints", "complaints" },
+	{ "forwards", "forwards" }, { "probable_forwards", "probable forwards" },
+};
+#define NCAMP (sizeof(camp_keys) / sizeof(camp_keys[0]))
+
+/* A figure of o as text: click_to_open as a percentage. */
+static const char *
+camp_cell(const json_t *o, size_t k, int csv, char *out, size_t n)
+{
+	json_t *v = json_object_get(o, camp_keys[k][0]);
+
+	if (!strcmp(camp_keys[k][0], "click_to_open")) {
+		if (!json_is_number(v) && !(json_is_string(v)))
+			snprintf(out, n, "%s", csv ? "" : "-");
+		else
+			snprintf(out, n, csv ? "%.2f" : "%.1f%%", 100.0 *
+			    (json_is_string(v) ? atof(json_string_value(v)) :
+			    json_number_value(v)));
+		return out;
+	}
+	return cli_fmt_scalar(v, "0", out, n);
+}
+
+static void
+camp_csv_row(const char *campaign, const char *kind, const char *key,
+    const json_t *o)
+{
+	char v[64];
+
+	csv_cell(campaign, 0);
+	csv_cell(kind, 0);
+	csv_cell(key, 0);
+	for (size_t k = 0; k < NCAMP; k++)
+		csv_cell(camp_cell(o, k, 1, v, sizeof(v)), k + 1 == NCAMP);
+}
+
+static void
+camp_csv(const json_t *doc)
+{
+	json_t *cps = json_object_get(doc, "campaigns"), *cp, *x;
+	size_t i, j;
+
+	csv_cell("campaign", 0);
+	csv_cell("kind", 0);
+	csv_cell("key", 0);
+	for (size_t k = 0; k < NCAMP; k++)
+		csv_cell(camp_keys[k][0], k + 1 == NCAMP);
+	json_array_foreach(cps, i, cp) {
+		const char *name = json_string_value(json_object_get(cp,
+		    "name"));
+
+		camp_csv_row(name, "campaign", "", cp);
+		json_array_foreach(json_object_get(cp, "domains"), j, x)
+			camp_csv_row(name, "domain", json_string_value(
+			    json_object_get(x, "domain")), x);
+		json_array_foreach(json_object_get(cp, "links"), j, x) {
+			/* a link row: clicks in its columns, the rest empty */
+			json_t *o = json_pack("{s:O?, s:O?, s:O?}", "clicks",
+			    json_object_get(x, "clicks"), "human_clicks",
+			    json_object_get(x, "human_clicks"),
+			    "unique_human_clicks", json_object_get(x,
+			    "unique_human_clicks"));
+
+			camp_csv_row(name, "link", json_string_value(
+			    json_object_get(x, "url")), o);
+			json_decref(o);
+		}
+	}
+	if (json_array_size(cps) > 1)
+		camp_csv_row("", "total", "", json_object_get(doc, "total"));
+}
+
+static void
+camp_text(const json_t *doc)
+{
+	json_t *cps = json_object_get(doc, "campaigns"), *cp, *x;
+	size_t n = json_array_size(cps), ncols = n + 1 + (n > 1), i, j;
+	const char **head = calloc(ncols, sizeof(*head));
+	char *align = calloc(ncols + 1, 1), s[64], u[64];
+	struct cli_table t;
+
+	printf("campaigns, %s to %s\n", cli_fmt_time(json_object_get(doc,
+	    "since"), "-", s, sizeof(s)), cli_fmt_time(json_object_get(doc,
+	    "until"), "-", u, sizeof(u)));
+	if (!head || !align || n == 0) {
+		printf("  (no campaign sent in the period)\n");
+		free(head);
+		free(align);
+		return;
+	}
+	head[0] = "";
+	align[0] = 'l';
+	json_array_foreach(cps, i, cp) {
+		head[i + 1] = json_string_value(json_object_get(cp, "name"));
+		align[i + 1] = 'r';
+	}
+	if (n > 1) {
+		head[n + 1] = "TOTAL";
+		align[n + 1] = 'r';
+	}
+	cli_table_init(&t, (int)ncols, head, align);
+	for (size_t k = 0; k < NCAMP; k++) {
+		char cells[24][64];
+		const char *row[24];
+
+		if (ncols > 24)
+			break;
+		row[0] = camp_keys[k][1];
+		json_array_foreach(cps, i, cp)
+			row[i + 1] = camp_cell(cp, k, 0, cells[i + 1], 64);
+		if (n > 1)
+			row[n + 1] = camp_cell(json_object_get(doc, "total"), k, 0,
+			    cells[n + 1], 64);
+		cli_table_add(&t, row);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+	json_array_foreach(cps, i, cp) {
+		static const char *const lh[] = { "LINK", "TAG", "CLICKS",
+		    "HUMAN", "HUMAN UNIQUE" };
+		static const char *const dh[] = { "DOMAIN", "SENT", "BOUNCED",
+		    "OPENED", "MACHINE", "CLICKED", "CTO", "UNSUB", "COMPLAINTS" };
+		static const size_t dk[] = { 1, 2, 4, 6, 10, 13, 15, 16 };
+
+		printf("\n%s: clicks per link\n", json_string_value(
+		    json_object_get(cp, "name")));
+		if (json_array_size(json_object_get(cp, "links")) == 0)
+			printf("  (no tracked links)\n");
+		else {
+			cli_table_init(&t, 5, lh, "llrrr");
+			json_array_foreach(json_object_get(cp, "links"), j, x) {
+				char c[5][512];
+				const char *row[5] = { c[0], c[1], c[2], c[3],
+				    c[4] };
+
+				cli_fmt_scalar(json_object_get(x, "url"), "", c[0],
+				    sizeof(c[0]));
+				cli_fmt_scalar(json_object_get(x, "tag"), "", c[1],
+				    sizeof(c[1]));
+				cli_fmt_scalar(json_object_get(x, "clicks"), "0",
+				    c[2], sizeof(c[2]));
+				cli_fmt_scalar(json_object_get(x, "human_clicks"),
+				    "0", c[3], sizeof(c[3]));
+				cli_fmt_scalar(json_object_get(x,
+				    "unique_human_clicks"), "0", c[4],
+				    sizeof(c[4]));
+				cli_table_add(&t, row);
+			}
+			cli_table_print(&t, stdout);
+			cli_table_free(&t);
+		}
+		printf("\n%s: by recipient domain (opened and clicked: human, "
+		    "unique)\n", json_string_value(json_object_get(cp, "name")));
+		cli_table_init(&t, 9, dh, "lrrrrrrrr");
+		json_array_foreach(json_object_get(cp, "domains"), j, x) {
+			char c[9][256];
+			const char *row[9];
+
+			for (size_t k = 0; k < 9; k++)
+				row[k] = c[k];
+			cli_fmt_scalar(json_object_get(x, "domain"), "", c[0],
+			    sizeof(c[0]));
+			for (size_t k = 0; k < 8; k++)
+				camp_cell(x, dk[k], 0, c[k + 1], sizeof(c[k + 1]));
+			cli_table_add(&t, row);
+		}
+		cli_table_print(&t, stdout);
+		cli_table_free(&t);
+	}
+	free(head);
+	free(align);
+}
+
+static int
+report_campaigns(const struct cli_args *a)
+{
+	const char *since = cli_arg(a, "since"), *until = cli_arg(a, "until");
+	int csv = cli_arg(a, "csv") != NULL;
+	char iso[2][64], q[2][128], err[256], url[2048], names[1024] = "";
+	char nq[1200];
+	json_t *doc = NULL;
+	struct conf *c;
+	int rc;
+
+	if (csv && json_out) {
+		fprintf(stderr, "usage: leadcast report campaigns [NAME ...] "
+		    "[--since DATE] [--until DATE] [--json|--csv]\n");
+		return 2;
+	}
+	if ((since && cli_fmt_since(since, time(NULL), iso[0], sizeof(iso[0]),
+	    err, sizeof(err)) < 0) || (until && cli_fmt_since(until,
+	    time(NULL), iso[1], sizeof(iso[1]), err, sizeof(err)) < 0)) {
+		fprintf(stderr, "leadcast report campaigns: --%s: %s\n", since &&
+		    cli_fmt_since(since, time(NULL), iso[0], sizeof(iso[0]), err,
+		    sizeof(err)) < 0 ? "since" : "until", err);
+		return 2;
+	}
+	for (int i = 1; i < a->nwords; i++) {
+		if (strchr(a->words[i], ',') || strlen(names) +
+		    strlen(a->words[i]) + 2 > sizeof(names)) {
+			fprintf(stderr, "leadcast report campaigns: '%s': not a "
+			    "campaign name\n", a->words[i]);
+			return 2;
+		}
+		if (*names)
+			strcat(names, ",");
+		strcat(names, a->words[i]);
+	}
+	if (!(c = cli_load(a->path)))
+		return 1;
+	snprintf(url, sizeof(url), "/api/v1/reports/campaigns?campaigns=%s%s%s"
+	    "%s%s", cli_fmt_query(names, nq, sizeof(nq)), since ? "&since=" :
+	    "", since ? cli_fmt_query(iso[0], q[0], sizeof(q[0])) : "", until ?
+	    "&until=" : "", until ? cli_fmt_query(iso[1], q[1], sizeof(q[1])) :
+	    "");
+	rc = cli_request(c, "GET", url, NULL, &doc);
+	conf_free(c);
+	if (rc != 0)
+		return rc;
+	if (json_out) {
+		print_json(doc);
+		return 0;
+	}
+	if (csv)
+		camp_csv(doc);
+	else
+		camp_text(doc);
+	json_decref(doc);
+	return 0;
+}
+
 int
 cli_report(const char *path, int argc, char **argv)
 {
 	static const struct cli_verb verbs[] = {
 		{ "routing", "since= csv", report_routing },
 		{ "sms", "since= csv", report_sms },
+		{ "campaigns", "since= until= csv", report_campaigns },
 	};
 
-	return cli_dispatch("report", path, argc, argv, verbs, 2,
+	return cli_dispatch("report", path, argc, argv, verbs, 3,
 	    "usage: leadcast report routing|sms [--since DATE] "
-	    "[--json|--csv]\n");
+	    "[--json|--csv]\n"
+	    "       leadcast report campaigns [NAME ...] [--since DATE] "
+	    "[--until DATE] [--json|--csv]\n");
 }

@@ -65,7 +65,10 @@ typedef void track_miss_fn(void *arg, int found);
 int track_ctx_link_miss(struct track_ctx *c, uint64_t link, track_miss_fn *cb,
     void *arg);
 
-/* track_routes.c: add /o/, /c/, /v.gif served with ctx to h. */
+/* track_report.c: GET /api/v1/reports/campaigns. */
+void track_report_register(struct lc_daemon *d);
+
+/* track_routes.c: add /o/, /c/ served with ctx to h. */
 void track_routes_add(struct httpd *h, struct track_ctx *ctx);
 
 #endif

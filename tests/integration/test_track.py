@@ -307,3 +307,90 @@ def test_spool_when_database_down(daemons, pg_private):
                not os.path.exists(spool + ".replay"), 15)
     assert q("SELECT count(*) FROM events") == "31"
     d.stop()
+
+
+def test_campaign_report(trk):
+    """GET /api/v1/reports/campaigns and leadcast report campaigns: human
+    and machine opens apart, clicks per link, click-to-open, per domain,
+    side by side with a total."""
+    d, key, port = trk, trk.key, trk.tport
+    src = "127.0.0.18"
+    dids = {}
+    for who in ("r1@alpha.example", "r2@alpha.example", "r3@beta.example"):
+        lead = one(d, "INSERT INTO leads (email) VALUES (%s) RETURNING id" %
+                   mt.sql_str(who))
+        if not dids:
+            did, links = make_campaign(d, "rep-a", [
+                ("https://r.example.com/1", ""),
+                ("https://r.example.com/2", "pricing")], lead=lead)
+            cid = one(d, "SELECT campaign_id FROM deliveries WHERE id = %d" %
+                      did)
+        else:
+            did = int(one(d, "INSERT INTO deliveries (campaign_id, lead_id, "
+                          "email, status, sent_at) VALUES (%s, %s, %s, "
+                          "'sent', now() - interval '1 hour') RETURNING id" %
+                          (cid, lead, mt.sql_str(who))))
+        one(d, "UPDATE deliveries SET email = %s WHERE id = %d" % (
+            mt.sql_str(who), did))
+        dids[who] = did
+    other, _ = make_campaign(d, "rep-b", [("https://r.example.com/3", "")])
+    l1, l2 = links["https://r.example.com/1"], links["https://r.example.com/2"]
+    a1, a2, b1 = (dids["r1@alpha.example"], dids["r2@alpha.example"],
+                  dids["r3@beta.example"])
+    for did in (a1, a1, a2):            # human opens: 3 total, 2 unique
+        hit(port, "/o/%s.gif" % mt.url_token(key, "o", did), src)
+    hit(port, "/o/%s.gif" % mt.url_token(key, "o", b1), src,
+        ua="YahooMailProxy; https://help.yahoo.com")    # machine
+    hit(port, "/c/" + mt.url_token(key, "c", a1, l2), src)      # human
+    hit(port, "/c/" + mt.url_token(key, "c", a1, l2), src)
+    hit(port, "/c/" + mt.url_token(key, "c", b1, l1), src, ua="curl/8")
+    hit(port, "/o/%s.gif" % mt.url_token(key, "o", other), src)
+    wait_until(lambda: one(d, "SELECT count(*) FROM events WHERE "
+                       "delivery_id IN (%d, %d, %d, %d)" % (a1, a2, b1,
+                                                            other)) == "8",
+               10, what="8 events")
+    r = d.get("/api/v1/reports/campaigns?campaigns=rep-a,rep-b",
+              token=d.token)
+    assert r.status == 200, r
+    doc = r.json()
+    a, b = doc["campaigns"]
+    assert (a["name"], b["name"]) == ("rep-a", "rep-b")
+    assert a["recipients"] == 3 and a["sent"] == 3
+    assert (a["human_opens"], a["unique_human_opens"]) == (3, 2)
+    assert (a["machine_opens"], a["unique_machine_opens"]) == (1, 1)
+    assert (a["human_clicks"], a["unique_human_clicks"]) == (2, 1)
+    assert a["clicks"] == 3 and a["scanner_hits"] == 1
+    assert float(a["click_to_open"]) == 0.5
+    links_by = {x["url"]: x for x in a["links"]}
+    assert links_by["https://r.example.com/2"]["human_clicks"] == 2
+    assert links_by["https://r.example.com/2"]["tag"] == "pricing"
+    assert links_by["https://r.example.com/1"]["human_clicks"] == 0
+    dom = {x["domain"]: x for x in a["domains"]}
+    assert dom["alpha.example"]["unique_human_opens"] == 2
+    assert dom["beta.example"]["unique_machine_opens"] == 1
+    assert doc["total"]["recipients"] == 4
+    assert doc["total"]["unique_human_opens"] == 3
+    # unknown campaign, bad dates: errors naming the field
+    r = d.get("/api/v1/reports/campaigns?campaigns=nope", token=d.token)
+    assert r.status == 404 and r.json()["error"]["field"] == "campaigns"
+    r = d.get("/api/v1/reports/campaigns?since=yesterday", token=d.token)
+    assert r.status == 400 and r.json()["error"]["field"] == "since"
+    # the CLI, side by side, as text and CSV
+    out = harness.cli(d.conf_path, "report", "campaigns", "rep-a", "rep-b")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    head = next(l for l in lines if "rep-a" in l and "rep-b" in l)
+    assert "TOTAL" in head
+    row = next(l for l in lines if l.startswith("opened (human, unique)"))
+    assert row.split()[-3:] == ["2", "1", "3"], row
+    assert any(l.startswith("click-to-open") and "50.0%" in l for l in lines)
+    out = harness.cli(d.conf_path, "report", "campaigns", "rep-a", "--csv")
+    assert out.returncode == 0, out.stderr
+    import csv
+    import io
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    camp = [x for x in rows if x["kind"] == "campaign"][0]
+    assert camp["campaign"] == "rep-a" and camp["human_opens"] == "3"
+    assert camp["click_to_open"] == "50.00"
+    assert {x["key"] for x in rows if x["kind"] == "domain"} == {
+        "alpha.example", "beta.example"}
