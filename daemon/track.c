@@ -338,8 +338,8 @@ spool_hits(struct track *t, const struct hit *h, size_t n)
 /* ---- writing batches (the loop) --------------------------------------------- */
 
 /*
- * $1..$12: the hits' columns as arrays; $13 the honeypot tag, $14 the
- * scanner delay (ms). A hit's class from the thread stands unless it is
+ * $1..$12 and $15: the hits' columns as arrays; $13 the honeypot tag,
+ * $14 the scanner delay (ms). A hit's class from the thread stands unless it is
  * human and the database knows better. Links count only when they belong
  * to the message's campaign.
  */
@@ -350,13 +350,13 @@ static const char insert_sql[] =
     "l.id, h.ip, nullif(h.ua, ''), "
     "CASE WHEN h.type IN ('visit', 'hot_page') THEN jsonb_strip_nulls("
     "jsonb_build_object('url', nullif(h.url, ''), 'referrer', "
-    "nullif(h.referrer, ''))) END, "
+    "nullif(h.referrer, ''), 'page', nullif(h.page, ''))) END, "
     "to_timestamp(h.at / 1000000.0), k.class, k.reason, "
     "k.class = 'human' AND coalesce(d.lead_id, ld.id) IS NOT NULL "
     "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], "
     "$5::bigint[], $6::bigint[], $7::bigint[], $8::inet[], $9::text[], "
-    "$10::text[], $11::text[], $12::text[]) AS h(id, type, class, delivery, "
-    "link, lead, at, ip, reason, ua, url, referrer) "
+    "$10::text[], $11::text[], $12::text[], $15::text[]) AS h(id, type, "
+    "class, delivery, link, lead, at, ip, reason, ua, url, referrer, page) "
     "LEFT JOIN deliveries d ON d.id = nullif(h.delivery, 0) "
     "LEFT JOIN campaign_links l ON l.id = nullif(h.link, 0) AND "
     "l.campaign_id = d.campaign_id "
@@ -465,10 +465,10 @@ static void
 write_batch(struct track *t, struct hit *h, size_t n, ssize_t replay_used)
 {
 	const struct conf *c = t->d->conf;
-	struct buf col[12], ids;
+	struct buf col[13], ids;
 	struct batch *b;
 	char num[32], honey[64], delay[32], burst[32];
-	const char *p[14];
+	const char *p[15];
 	int clicks = 0;
 
 	if (db_state(t->db) != DB_READY) {
@@ -482,7 +482,7 @@ write_batch(struct track *t, struct hit *h, size_t n, ssize_t replay_used)
 			free(h);
 		return;
 	}
-	for (int i = 0; i < 12; i++)
+	for (int i = 0; i < 13; i++)
 		buf_init(&col[i], 0);
 	buf_init(&ids, 0);
 	for (size_t i = 0; i < n; i++) {
@@ -504,6 +504,7 @@ write_batch(struct track *t, struct hit *h, size_t n, ssize_t replay_used)
 		db_array_add(&col[9], x->ua);
 		db_array_add(&col[10], x->url);
 		db_array_add(&col[11], x->referrer);
+		db_array_add(&col[12], x->page);
 		if (x->type == HIT_CLICK && x->delivery && x->cls == HIT_HUMAN) {
 			snprintf(num, sizeof(num), "%llu",
 			    (unsigned long long)x->delivery);
@@ -517,6 +518,7 @@ write_batch(struct track *t, struct hit *h, size_t n, ssize_t replay_used)
 	snprintf(delay, sizeof(delay), "%ld", c->track.scanner_delay_ms);
 	p[12] = honey;
 	p[13] = delay;
+	p[14] = db_array_end(&col[12]);
 	b = calloc(1, sizeof(*b));
 	if (b) {
 		b->t = t;
@@ -524,7 +526,7 @@ write_batch(struct track *t, struct hit *h, size_t n, ssize_t replay_used)
 		b->n = n;
 		b->replay_used = replay_used;
 	}
-	if (!b || db_query(t->db, insert_sql, 14, p, on_batch, b) < 0) {
+	if (!b || db_query(t->db, insert_sql, 15, p, on_batch, b) < 0) {
 		if (replay_used < 0)
 			spool_hits(t, h, n);
 		else
@@ -544,7 +546,7 @@ write_batch(struct track *t, struct hit *h, size_t n, ssize_t replay_used)
 			db_query(t->db, burst_sql, 3, q, on_burst, NULL);
 		}
 	}
-	for (int i = 0; i < 12; i++)
+	for (int i = 0; i < 13; i++)
 		buf_free(&col[i]);
 	buf_free(&ids);
 }

@@ -11,7 +11,11 @@
  * (lib/botclass), take the destination from the in-memory link table and
  * hand the hit to track.c, answering without waiting for the database.
  * A HEAD request is answered like a GET and recorded as a scanner's; a
- * client over track.rate is answered and not recorded. The unsubscribe
+ * client over track.rate is answered and not recorded. With track.sites,
+ * a click carries the message's visitor token (kind 'v') in a cookie and,
+ * to the marketer's own sites, as lc= in the URL; /v.gif records a page
+ * of those sites seen by such a visitor (a visit, or a hot page of
+ * track.hot_pages), for the snippet of contrib/leadcast-visit.js. The unsubscribe
  * page runs on the main loop only and writes through the database.
  */
 #include "config.h"
@@ -22,6 +26,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <ctype.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,12 +127,73 @@ open_pixel(struct httpd_req *r, void *arg)
 
 /* ---- /c/{token} --------------------------------------------------------- */
 
+/* Is url's host one of the marketer's sites (or under one)? */
+static int
+on_site(const struct conf *cf, const char *url)
+{
+	const char *h = strstr(url, "://");
+	size_t hl;
+
+	if (!h)
+		return 0;
+	h += 3;
+	hl = strcspn(h, "/?#:@");
+	if (h[hl] == '@')       /* userinfo: not one of ours */
+		return 0;
+	for (size_t i = 0; i < cf->track.sites.n; i++) {
+		const char *s = cf->track.sites.v[i];
+		size_t sl = strlen(s);
+
+		if ((hl == sl && strncasecmp(h, s, sl) == 0) ||
+		    (hl > sl && h[hl - sl - 1] == '.' &&
+		    strncasecmp(h + hl - sl, s, sl) == 0))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * With track.sites: the visitor token of the message (kind 'v') in a
+ * first-party cookie (Domain = track.cookie_domain, else this host), and
+ * as lc= on links to the sites, for their snippet to keep. The link stays
+ * the stored one: the parameter goes before any fragment.
+ */
+static const char *
+visitor(struct track_ctx *c, struct httpd_req *r, const char *url,
+    uint64_t delivery, char *out, size_t n)
+{
+	const struct conf *cf = track_ctx_conf(c);
+	char tok[TOKEN_MAX], cookie[512];
+	const char *hash;
+	size_t base;
+
+	if (cf->track.sites.n == 0)
+		return url;
+	token_sign(&c->d->url_key, 'v', delivery, 0, tok);
+	snprintf(cookie, sizeof(cookie), "lc=%s; Path=/; Max-Age=%ld; "
+	    "SameSite=Lax; HttpOnly%s%s%s", tok, cf->track.cookie_max_age_ms /
+	    1000, strncmp(cf->http.public_url, "https:", 6) == 0 ? "; Secure" :
+	    "", cf->track.cookie_domain[0] ? "; Domain=" : "",
+	    cf->track.cookie_domain);
+	evhttp_add_header(evhttp_request_get_output_headers(r->req),
+	    "Set-Cookie", cookie);
+	if (!on_site(cf, url))
+		return url;
+	hash = strchr(url, '#');
+	base = hash ? (size_t)(hash - url) : strlen(url);
+	if ((size_t)snprintf(out, n, "%.*s%clc=%s%s", (int)base, url,
+	    memchr(url, '?', base) ? '&' : '?', tok, hash ? hash : "") >= n)
+		return url;
+	return out;
+}
+
 static void
 redirect(struct track_ctx *c, struct httpd_req *r, const char *url,
     uint64_t delivery, uint64_t link)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
 	struct hit h;
+	char decorated[URL_MAX + TOKEN_MAX + 8];
 
 	if (track_ctx_allow(c, r->client_ip)) {
 		hit_from(c, r, HIT_CLICK, &h);
@@ -134,6 +201,7 @@ redirect(struct track_ctx *c, struct httpd_req *r, const char *url,
 		h.link = link;
 		track_ctx_record(c, &h);
 	}
+	url = visitor(c, r, url, delivery, decorated, sizeof(decorated));
 	evhttp_add_header(oh, "Location", url);
 	evhttp_add_header(oh, "Referrer-Policy", "no-referrer");
 	httpd_reply(r, 302, "text/plain", "", 0);
@@ -194,6 +262,88 @@ click(struct httpd_req *r, void *arg)
 		httpd_reply(r, 503, "text/plain",
 		    "temporarily unavailable, try again\n", 35);
 	}
+}
+
+/* ---- /v.gif: a page of the marketer's site seen by a known visitor ------- */
+
+/* The lc cookie of the request, copied into out; "" if none. */
+static void
+lc_cookie(struct httpd_req *r, char *out, size_t n)
+{
+	const char *ck = evhttp_find_header(
+	    evhttp_request_get_input_headers(r->req), "Cookie");
+	const char *p = ck;
+
+	out[0] = '\0';
+	while (p && *p) {
+		while (*p == ' ' || *p == ';')
+			p++;
+		if (strncmp(p, "lc=", 3) == 0) {
+			size_t l = strcspn(p + 3, ";");
+
+			if (l < n) {
+				memcpy(out, p + 3, l);
+				out[l] = '\0';
+			}
+			return;
+		}
+		p = strchr(p, ';');
+	}
+}
+
+static int
+http_url(const char *u)
+{
+	return u && (strncasecmp(u, "http://", 7) == 0 ||
+	    strncasecmp(u, "https://", 8) == 0) && strlen(u) < HIT_URL_MAX;
+}
+
+static void
+visit(struct httpd_req *r, void *arg)
+{
+	struct track_ctx *c = arg;
+	const struct conf *cf = track_ctx_conf(c);
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
+	const char *lc = evhttp_find_header(r->query, "lc");
+	const char *page = evhttp_find_header(r->query, "u");
+	const char *ref = evhttp_find_header(r->query, "r");
+	char ck[TOKEN_MAX];
+	uint64_t id, unused;
+	struct hit h;
+
+	if (!page)      /* the no-JavaScript pixel: its page is the referrer */
+		page = evhttp_find_header(
+		    evhttp_request_get_input_headers(r->req), "Referer");
+	if (!lc || !*lc) {
+		lc_cookie(r, ck, sizeof(ck));
+		lc = ck;
+	}
+	/* only visitors tied to a lead, and only plain web pages */
+	if (strlen(lc) < TOKEN_MAX && token_verify(&c->d->url_key, 'v', lc,
+	    strlen(lc), &id, &unused) == 0 && http_url(page) &&
+	    (!ref || !*ref || http_url(ref)) &&
+	    track_ctx_allow(c, r->client_ip)) {
+		hit_from(c, r, HIT_VISIT, &h);
+		h.delivery = id;
+		hit_clean(h.url, sizeof(h.url), page);
+		hit_clean(h.referrer, sizeof(h.referrer), ref);
+		for (size_t i = 0; i < cf->track.hot_pages.n; i++) {
+			const char *v = cf->track.hot_pages.v[i];
+			const char *eq = strchr(v, '=');
+
+			if (eq && fnmatch(eq + 1, h.url, FNM_CASEFOLD) == 0) {
+				h.type = HIT_HOT_PAGE;
+				snprintf(h.page, sizeof(h.page), "%.*s",
+				    (int)(eq - v), v);
+				break;
+			}
+		}
+		track_ctx_record(c, &h);
+	}
+	evhttp_add_header(oh, "Cache-Control",
+	    "no-store, no-cache, must-revalidate, private, max-age=0");
+	evhttp_add_header(oh, "Access-Control-Allow-Origin", "*");
+	httpd_reply(r, 200, "image/gif", pixel_gif, sizeof(pixel_gif));
 }
 
 /* ---- /u/{token} --------------------------------------------------------- */
@@ -319,6 +469,7 @@ track_routes_add(struct httpd *h, struct track_ctx *ctx)
 	static const struct httpd_route routes[] = {
 		{ HTTPD_GET | HTTPD_HEAD, "/o/", "open", open_pixel, NULL },
 		{ HTTPD_GET | HTTPD_HEAD, "/c/", "click", click, NULL },
+		{ HTTPD_GET | HTTPD_HEAD, "/v.gif", "visit", visit, NULL },
 	};
 
 	httpd_add_routes(h, routes, sizeof(routes) / sizeof(routes[0]), ctx);

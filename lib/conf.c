@@ -491,6 +491,11 @@ static const struct conf_key track_keys[] = {
 	{ "burst", CONF_DURATION, T(burst_ms), "1s", 0, 60000, NULL, 0 },
 	{ "honeypot_tag", CONF_STR, T(honeypot_tag), "honeypot", 0, 0, NULL, 0 },
 	{ "settle", CONF_DURATION, T(settle_ms), "5s", 0, 600000, NULL, 0 },
+	{ "sites", CONF_STRLIST, T(sites), "", 0, 0, NULL, 0 },
+	{ "cookie_domain", CONF_STR, T(cookie_domain), "", 0, 0, NULL, 0 },
+	{ "cookie_max_age", CONF_DURATION, T(cookie_max_age_ms), "365d", 0,
+	  3LL * 365 * 86400000, NULL, 0 },
+	{ "hot_pages", CONF_STRLIST, T(hot_pages), "", 0, 0, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef T
@@ -516,6 +521,32 @@ check_track(struct conf *c, struct cfgfile_node *sec,
 			cfgfile_error(errs, at_key(sec, "listen", &file),
 			    "track.listen: '%s' is not host:port or [ipv6]:port",
 			    t->listen.v[i]);
+	}
+	for (size_t i = 0; i < t->sites.n; i++) {
+		const char *v = t->sites.v[i];
+
+		if (!*v || strlen(v) > 253 || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(v))
+			cfgfile_error(errs, at_key(sec, "sites", &file),
+			    "track.sites: '%s' is not a domain name such as "
+			    "example.com", v);
+	}
+	if (t->cookie_domain[0] && strspn(t->cookie_domain,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+	    strlen(t->cookie_domain))
+		cfgfile_error(errs, at_key(sec, "cookie_domain", &file),
+		    "track.cookie_domain: '%s' is not a domain name",
+		    t->cookie_domain);
+	for (size_t i = 0; i < t->hot_pages.n; i++) {
+		const char *v = t->hot_pages.v[i], *eq = strchr(v, '=');
+
+		if (!eq || eq == v || !eq[1] || eq - v >= 48 ||
+		    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+		    (size_t)(eq - v))
+			cfgfile_error(errs, at_key(sec, "hot_pages", &file),
+			    "track.hot_pages: '%s': write NAME=PATTERN, e.g. "
+			    "\"pricing=*/pricing*\" (NAME: a-z 0-9 _ -, up to 47)",
+			    v);
 	}
 	if (form_parse_rate(t->rate, &t->rate_count, &t->rate_period_ms) < 0)
 		cfgfile_error(errs, at_key(sec, "rate", &file), "track.rate: "

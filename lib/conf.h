@@ -55,6 +55,11 @@ struct conf_track {
 	long burst_ms;                  /* every link clicked within this */
 	char *honeypot_tag;             /* a link tagged so is a trap */
 	long settle_ms;                 /* events are scored this much later */
+	struct conf_strlist sites;      /* the marketer's sites: clicks to them
+	                                 * carry the visitor token (lc=) */
+	char *cookie_domain;            /* Domain= of the lc cookie; "" host */
+	long cookie_max_age_ms;
+	struct conf_strlist hot_pages;  /* "NAME=GLOB" on the page URL */
 	/* derived */
 	long rate_count, rate_period_ms;        /* 0, 0: no limit */
 	struct botclass *bots;

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 static const char *const type_names[] = { "open", "click", "visit",
-	"forward" };
+	"hot_page", "forward" };
 static const char *const class_names[] = { "human", "machine", "scanner" };
 
 const char *
@@ -128,20 +128,20 @@ hit_clean(char *out, size_t n, const char *s)
 
 /*
  * One line: version, id, type, class, delivery, link, lead, at_us, ip,
- * reason, ua, url, referrer; separated by tabs. Text fields never hold
+ * reason, ua, url, referrer, page; separated by tabs. Text fields never hold
  * tabs or newlines (hit_clean), so no escaping is needed.
  */
 int
 hit_format(const struct hit *h, struct buf *out)
 {
 	return buf_printf(out, "1\t%s\t%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%"
-	    PRIu64 "\t%" PRId64 "\t%s\t%s\t%s\t%s\t%s\n", h->id,
+	    PRIu64 "\t%" PRId64 "\t%s\t%s\t%s\t%s\t%s\t%s\n", h->id,
 	    hit_type_name(h->type), hit_class_name(h->cls), h->delivery,
 	    h->link, h->lead, h->at_us, h->ip, h->reason, h->ua, h->url,
-	    h->referrer);
+	    h->referrer, h->page);
 }
 
-#define HIT_FIELDS 13
+#define HIT_FIELDS 14
 
 static int
 copy_field(char *out, size_t n, const char *s, size_t len)
@@ -217,7 +217,8 @@ hit_parse(const char *line, size_t len, struct hit *h)
 	    copy_field(h->reason, sizeof(h->reason), f[9], fl[9]) < 0 ||
 	    copy_field(h->ua, sizeof(h->ua), f[10], fl[10]) < 0 ||
 	    copy_field(h->url, sizeof(h->url), f[11], fl[11]) < 0 ||
-	    copy_field(h->referrer, sizeof(h->referrer), f[12], fl[12]) < 0)
+	    copy_field(h->referrer, sizeof(h->referrer), f[12], fl[12]) < 0 ||
+	    copy_field(h->page, sizeof(h->page), f[13], fl[13]) < 0)
 		return -1;
 	return 0;
 }

@@ -25,8 +25,9 @@ struct buf;
 #define HIT_IP_MAX     46
 #define HIT_URL_MAX    512      /* page / referrer of a web visit */
 #define HIT_REASON_MAX 32
+#define HIT_PAGE_MAX   48       /* a hot page's name */
 
-enum hit_type { HIT_OPEN, HIT_CLICK, HIT_VISIT, HIT_FORWARD };
+enum hit_type { HIT_OPEN, HIT_CLICK, HIT_VISIT, HIT_HOT_PAGE, HIT_FORWARD };
 /* human; machine: a mail client's image proxy; scanner: a security scanner */
 enum hit_class { HIT_HUMAN, HIT_MACHINE, HIT_SCANNER };
 
@@ -43,6 +44,7 @@ struct hit {
 	char ua[HIT_UA_MAX];            /* sanitized: no control characters */
 	char url[HIT_URL_MAX];          /* visits: the page */
 	char referrer[HIT_URL_MAX];     /* visits: the referrer */
+	char page[HIT_PAGE_MAX];        /* hot pages: the name of the page */
 };
 
 const char *hit_type_name(int type);

@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import time
+import urllib.parse
 
 import pytest
 
@@ -36,6 +37,8 @@ behavior "open" { event = open; points = 1 }
 behavior "click" { event = click; points = 10 }
 behavior "pricing" { event = click; when = "event.tag == 'pricing'";
 	points = 20 }
+behavior "hot" { event = hot_page; when = "event.page == 'pricing'";
+	points = 7 }
 threshold "ready" { min = 30; action = route; team = "rr" }
 """
 
@@ -50,12 +53,15 @@ def track_lines(port, **keys):
     return out + ["}"]
 
 
-def hit(port, path, src="127.0.0.1", ua=BROWSER, method="GET"):
+def hit(port, path, src="127.0.0.1", ua=BROWSER, method="GET", headers=None):
     """One request to the tracking port from loopback address src."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=5,
                                    source_address=(src, 0))
+    h = dict(headers or {})
+    if ua:
+        h["User-Agent"] = ua
     try:
-        c.request(method, path, headers={"User-Agent": ua} if ua else {})
+        c.request(method, path, headers=h)
         r = c.getresponse()
         return harness.Resp(r.status, r.getheaders(), r.read())
     finally:
@@ -106,7 +112,8 @@ def trk():
         "mail {", '\ttransport = "maildir:%s"' % outbox, "}"] + track_lines(
         tport, rate=harness.Raw('"10/m"'),
         machine_networks=["127.0.0.9"], scanner_delay=harness.Raw("3s"),
-        settle=harness.Raw("200ms")))
+        settle=harness.Raw("200ms"), sites=["site.example"],
+        hot_pages=["pricing=*/pricing*"]))
     d.tport = tport
     d.outbox = mt.Maildir(outbox)
     try:
@@ -394,3 +401,62 @@ def test_campaign_report(trk):
     assert camp["click_to_open"] == "50.00"
     assert {x["key"] for x in rows if x["kind"] == "domain"} == {
         "alpha.example", "beta.example"}
+
+
+def test_web_visits(trk):
+    """A click to the marketer's site carries the visitor token (lc=) and
+    sets the lc cookie; /v.gif with it records visits and hot pages (page
+    URL and referrer), scored; without a valid token nothing is kept."""
+    d, key, port = trk, trk.key, trk.tport
+    src = "127.0.0.19"
+    lead = one(d, "INSERT INTO leads (email) VALUES ('web@example.com') "
+               "RETURNING id")
+    did, links = make_campaign(d, "c8", [
+        ("https://www.site.example/landing?x=1#top", ""),
+        ("https://elsewhere.example/", ""),
+        ("https://elsewhere.example/unclicked", "")], lead=lead)
+    vtok = mt.url_token(key, "v", did)
+    r = hit(port, "/c/" + mt.url_token(key, "c", did, links[
+        "https://www.site.example/landing?x=1#top"]), src)
+    assert r.status == 302
+    assert r.header("Location") == \
+        "https://www.site.example/landing?x=1&lc=%s#top" % vtok
+    ck = r.header("Set-Cookie")
+    assert ck.startswith("lc=%s;" % vtok) and "HttpOnly" in ck and \
+        "SameSite=Lax" in ck
+    # a link elsewhere is left alone
+    r = hit(port, "/c/" + mt.url_token(key, "c", did, links[
+        "https://elsewhere.example/"]), src)
+    assert r.header("Location") == "https://elsewhere.example/"
+    q = urllib.parse.urlencode
+    r = hit(port, "/v.gif?" + q({"lc": vtok, "u": "https://www.site.example/"
+                                 "pricing?plan=pro", "r": "https://www."
+                                 "search.example/?q=acme"}), src)
+    assert r.status == 200 and r.body.startswith(b"GIF89a")
+    # the no-JavaScript pixel: the cookie, and the page as the referrer
+    hit(port, "/v.gif", src, headers={
+        "Cookie": "other=1; lc=%s" % vtok,
+        "Referer": "https://www.site.example/blog/post"})
+    # no token, a bad one, a page that is not http(s): nothing kept
+    hit(port, "/v.gif?" + q({"u": "https://www.site.example/x"}), src)
+    hit(port, "/v.gif?" + q({"lc": mt.tamper(vtok), "u":
+                             "https://www.site.example/x"}), src)
+    hit(port, "/v.gif?" + q({"lc": mt.url_token(key, "o", did), "u":
+                             "https://www.site.example/x"}), src)
+    hit(port, "/v.gif?" + q({"lc": vtok, "u": "javascript:alert(1)"}), src)
+    want = [("hot_page", "https://www.site.example/pricing?plan=pro",
+             "https://www.search.example/?q=acme", "pricing"),
+            ("visit", "https://www.site.example/blog/post", "", "")]
+    got = wait_until(lambda: (lambda e: e if len(e) == 2 else None)([
+        tuple(x.split("|")) for x in d.psql(
+            "SELECT type, data->>'url', coalesce(data->>'referrer', ''), "
+            "coalesce(data->>'page', '') FROM events WHERE delivery_id = %d "
+            "AND type IN ('visit', 'hot_page') ORDER BY id" % did)
+        .splitlines()]), 10, what="two visits")
+    assert got == want
+    time.sleep(0.5)
+    assert one(d, "SELECT count(*) FROM events WHERE delivery_id = %d AND "
+               "type IN ('visit', 'hot_page')" % did) == "2"
+    # scored: two clicks (10 each) and the pricing page (7)
+    wait_until(lambda: one(d, "SELECT score FROM leads WHERE id = %s" %
+                           lead) == "27", 10, what="visits scored")

@@ -47,6 +47,7 @@ line_round_trip(void **state)
 	strcpy(h.reason, "agent:GoogleImageProxy");
 	hit_clean(h.ua, sizeof(h.ua), "Mozilla/5.0\t(evil)\nX-Injected: 1 \xc3\xa9");
 	strcpy(h.url, "https://example.com/pricing?a=1");
+	strcpy(h.page, "pricing");
 	buf_init(&b, 0);
 	assert_int_equal(hit_format(&h, &b), 0);
 	assert_int_equal(b.data[b.len - 1], '\n');
@@ -58,6 +59,7 @@ line_round_trip(void **state)
 	assert_true(back.at_us == h.at_us);
 	assert_string_equal(back.ua, "Mozilla/5.0?(evil)?X-Injected: 1 \xc3\xa9");
 	assert_string_equal(back.url, h.url);
+	assert_string_equal(back.page, "pricing");
 	assert_string_equal(back.ip, "2001:db8::1");
 	buf_free(&b);
 }
@@ -68,13 +70,13 @@ bad_lines_refused(void **state)
 	static const char *const bad[] = {
 		"",
 		"garbage",
-		"2\t00000000-0000-0000-0000-000000000000\topen\thuman\t1\t0\t0\t1\t\t\t\t\t",
-		"1\t00000000-0000-0000-0000-00000000000g\topen\thuman\t1\t0\t0\t1\t\t\t\t\t",
-		"1\t00000000-0000-0000-0000-000000000000\tsend\thuman\t1\t0\t0\t1\t\t\t\t\t",
-		"1\t00000000-0000-0000-0000-000000000000\topen\trobot\t1\t0\t0\t1\t\t\t\t\t",
-		"1\t00000000-0000-0000-0000-000000000000\topen\thuman\t-1\t0\t0\t1\t\t\t\t\t",
-		"1\t00000000-0000-0000-0000-000000000000\topen\thuman\t1\t0\t0\t1\t\t\t\t",
-		"1\t00000000-0000-0000-0000-000000000000\topen\thuman\t1\t0\t0\t1\t\t\t\t\t\t",
+		"2\t00000000-0000-0000-0000-000000000000\topen\thuman\t1\t0\t0\t1\t\t\t\t\t\t",
+		"1\t00000000-0000-0000-0000-00000000000g\topen\thuman\t1\t0\t0\t1\t\t\t\t\t\t",
+		"1\t00000000-0000-0000-0000-000000000000\tsend\thuman\t1\t0\t0\t1\t\t\t\t\t\t",
+		"1\t00000000-0000-0000-0000-000000000000\topen\trobot\t1\t0\t0\t1\t\t\t\t\t\t",
+		"1\t00000000-0000-0000-0000-000000000000\topen\thuman\t-1\t0\t0\t1\t\t\t\t\t\t",
+		"1\t00000000-0000-0000-0000-000000000000\topen\thuman\t1\t0\t0\t1\t\t\t\t\t",
+		"1\t00000000-0000-0000-0000-000000000000\topen\thuman\t1\t0\t0\t1\t\t\t\t\t\t\t\t",
 	};
 	struct hit h;
 
@@ -83,7 +85,7 @@ bad_lines_refused(void **state)
 		assert_int_equal(hit_parse(bad[i], strlen(bad[i]), &h), -1);
 	{
 		const char *ok = "1\t00000000-0000-0000-0000-000000000000\t"
-		    "open\thuman\t1\t0\t0\t1\t\t\t\t\t";
+		    "open\thuman\t1\t0\t0\t1\t\t\t\t\t\t";
 
 		assert_int_equal(hit_parse(ok, strlen(ok), &h), 0);
 	}
