@@ -29,6 +29,7 @@ struct sender;
 struct router;
 struct smsd;
 struct track;
+struct bounced;
 struct httpd_req;
 struct route_conf;
 struct campaign_def;
@@ -53,6 +54,7 @@ struct lc_daemon {
 	struct router *router;
 	struct smsd *sms;               /* sms.c: the SMS engine */
 	struct track *track;            /* track.c: hits, threads, spool */
+	struct bounced *bounces;        /* bounces.c: the bounce reader */
 	char conninfo[2048];            /* of the database, for more sessions */
 	int embedded;
 	struct pgembed pg;
@@ -291,6 +293,20 @@ void sms_free(struct smsd *s);
 void sms_kick(struct smsd *s);
 /* No claim or request in flight. */
 int sms_idle(const struct smsd *s);
+
+/*
+ * bounces.c: the bounce reader (the mailboxes of the configuration, each
+ * on a worker thread of its own) and GET /api/v1/bounces.
+ * bounces_conf_changed: after a reload, start, keep or stop mailboxes.
+ * bounces_idle: no job or query in flight (when the daemon is stopping,
+ * it stops the mailboxes first). bounces_stop: stop starting work and end
+ * IDLE waits; bounces_free may block until a worker's network call ends.
+ */
+struct bounced *bounces_new(struct lc_daemon *d);
+void bounces_conf_changed(struct bounced *b);
+int bounces_idle(struct bounced *b);
+void bounces_stop(struct bounced *b);
+void bounces_free(struct bounced *b);
 
 /* Compose and send one copy of campaign `name` to `to` now. */
 int sender_send_test(struct sender *s, const char *name, const char *to,

@@ -281,6 +281,7 @@ daemon_reload(struct lc_daemon *d)
 	d->conf = c;
 	lists_sync(d);
 	router_conf_changed(d->router);
+	bounces_conf_changed(d->bounces);
 	d->reload_ok = 1;
 	metric_add(metrics_counter("leadcast_config_reloads_total",
 	    "Configuration reloads.", "result=\"ok\""), 1);
@@ -297,6 +298,7 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 	int idle = httpd_in_flight(d->httpd) == 0 && workq_depth(d->workq) == 0 &&
 	    sender_idle(d->sender) && router_idle(d->router) &&
 	    sms_idle(d->sms) && track_idle(d->track) &&
+	    bounces_idle(d->bounces) &&
 	    (daemon_db_pending(d) == 0 ||
 	    db_state(d->db) != DB_READY);
 
@@ -514,6 +516,10 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 		snprintf(err, sizeof(err), "cannot start the SMS engine");
 		goto fail_pg;
 	}
+	if (!(d->bounces = bounces_new(d))) {
+		snprintf(err, sizeof(err), "cannot start the bounce reader");
+		goto fail_pg;
+	}
 	apply_conf(d, c);
 	if (track_start(d->track, err, sizeof(err)) < 0)
 		goto fail_pg;
@@ -589,6 +595,7 @@ main(int argc, char **argv)
 	event_base_dispatch(d->base);
 
 	/* drained (or timed out): tear down in reverse order */
+	bounces_stop(d->bounces);
 	workq_free(d->workq);
 	track_free(d->track);   /* spools what the database did not take */
 	sms_free(d->sms);
@@ -597,6 +604,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < DAEMON_SESSIONS; i++)
 		db_free(d->sessions[i]);
 	db_free(d->db);
+	bounces_free(d->bounces);       /* after its queries were answered */
 	if (d->embedded && pgembed_running(&d->pg) && pgembed_stop(&d->pg) < 0)
 		log_warn("the embedded PostgreSQL did not stop cleanly: see %s",
 		    d->pg.logfile);

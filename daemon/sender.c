@@ -33,6 +33,7 @@
 #include "cond.h"
 #include "db.h"
 #include "dns.h"
+#include "dsn.h"
 #include "lead.h"
 #include "log.h"
 #include "maildir.h"
@@ -167,6 +168,7 @@ struct item {
 	const char *status;             /* sent deferred failed suppressed queued */
 	char message_id[256];
 	int code, hard;
+	const char *cls, *reason;       /* lib/dsn's, for an answer >= 400 */
 	char smtp_status[16];
 	char text[300];
 	long retry_s;                   /* deferred: retry after this, if set */
@@ -243,18 +245,6 @@ spec_for(struct compose_spec *sp, struct spec_arg *sa, const struct conf *c,
 	sp->link_arg = sa;
 }
 
-/* Hard bounce: the address itself is bad (RFC 3463 X.1.x, and X.1.10). */
-static int
-is_hard(int code, const char *st)
-{
-	if (code < 500)
-		return 0;
-	if (*st)
-		return strncmp(st, "5.1.", 4) == 0 && strcmp(st, "5.1.8") != 0 &&
-		    strcmp(st, "5.1.7") != 0;
-	return code == 550 || code == 551 || code == 553;
-}
-
 /* The wall clock, in seconds: a delivery's sent_at is the moment the
  * transport accepted the message, not the later moment it is recorded. */
 static double
@@ -276,7 +266,25 @@ set_result(struct item *it, const struct smtp_msg *m)
 	    m->outcome == SMTP_FAILED ? "failed" : "deferred";
 	if (m->outcome == SMTP_SENT)
 		it->sent_at = wall_now();
-	it->hard = m->outcome == SMTP_FAILED && is_hard(m->code, m->status);
+	/* an answer of 400 or more is classified as a bounce report would be
+	 * (lib/dsn): hard only when the address itself is bad */
+	it->cls = NULL;
+	it->reason = NULL;
+	it->hard = 0;
+	if (m->code >= 400) {
+		struct dsn_rcpt r;
+
+		memset(&r, 0, sizeof(r));
+		r.smtp_code = m->code;
+		snprintf(r.status, sizeof(r.status), "%s", m->status);
+		snprintf(r.diagnostic, sizeof(r.diagnostic), "%s", m->text);
+		snprintf(r.command, sizeof(r.command), "%s", m->command);
+		snprintf(r.diagnostic_type, sizeof(r.diagnostic_type), "smtp");
+		dsn_classify(&r);
+		it->cls = dsn_class_name(r.cls);
+		it->reason = dsn_reason_name(r.reason);
+		it->hard = m->outcome == SMTP_FAILED && r.cls == DSN_HARD;
+	}
 }
 
 /* ---- per-domain limits (mx transport) ------------------------------------------ */
@@ -787,9 +795,9 @@ batch_done(void *arg)
 	struct batch *b = arg;
 	struct sender *s = b->s;
 	struct conf_mail *mc = &b->conf->mail;
-	struct buf a[9];
-	char node[32];
-	const char *p[10];
+	struct buf a[11];
+	char node[32], limit[32], window[32];
+	const char *p[14];
 
 	s->active--;
 	if (s->ahead) {         /* the next batch, claimed meanwhile */
@@ -798,7 +806,7 @@ batch_done(void *arg)
 		s->ahead = NULL;
 		batch_post(s, next);
 	}
-	for (int k = 0; k < 9; k++)
+	for (int k = 0; k < 11; k++)
 		buf_init(&a[k], 0);
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
@@ -822,6 +830,9 @@ batch_done(void *arg)
 				snprintf(it->text + strlen(it->text),
 				    sizeof(it->text) - strlen(it->text),
 				    " (gave up after %d attempts)", it->attempts);
+				/* a soft bounce: expired */
+				it->cls = "soft";
+				it->reason = "expired";
 			}
 		}
 		if (!strcmp(it->status, "sent"))
@@ -845,16 +856,27 @@ batch_done(void *arg)
 		db_array_add(&a[7], it->hard ? "t" : "f");
 		snprintf(num, sizeof(num), "%.6f", it->sent_at);
 		db_array_add(&a[8], it->sent_at > 0 ? num : NULL);
+		db_array_add(&a[9], it->cls);
+		db_array_add(&a[10], it->reason);
 	}
 	for (int k = 0; k < 9; k++)
 		p[k] = db_array_end(&a[k]);
 	snprintf(node, sizeof(node), "%lld", s->d->node_id);
 	p[9] = node;
+	p[10] = db_array_end(&a[9]);
+	p[11] = db_array_end(&a[10]);
+	snprintf(limit, sizeof(limit), "%ld", mc->soft_bounce_limit);
+	snprintf(window, sizeof(window), "%ld", mc->soft_bounce_window_ms);
+	p[12] = limit;
+	p[13] = window;
+	/* the failures are bounces: recorded by leadcast_bounce (migration
+	 * 010), as the bounce reader records reports */
 	db_query(s->db,
 	    "WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[], "
 	    "$3::text[], $4::int[], $5::text[], $6::text[], $7::int[], "
-	    "$8::bool[], $9::float8[]) AS r(id, status, message_id, code, "
-	    "smtp_status, smtp_message, delay_s, hard, sent_at)), "
+	    "$8::bool[], $9::float8[], $11::text[], $12::text[]) AS r(id, "
+	    "status, message_id, code, smtp_status, smtp_message, delay_s, "
+	    "hard, sent_at, cls, reason)), "
 	    "u AS (UPDATE deliveries d SET status = r.status, "
 	    "message_id = coalesce(r.message_id, d.message_id), "
 	    "smtp_code = r.code, smtp_status = r.smtp_status, "
@@ -865,18 +887,17 @@ batch_done(void *arg)
 	    "attempts = CASE WHEN r.status = 'queued' THEN d.attempts - 1 "
 	    "ELSE d.attempts END, updated_at = now() FROM r WHERE d.id = r.id "
 	    "AND d.status = 'sending' AND d.node_id = $10 "
-	    "RETURNING d.id, d.lead_id, d.campaign_id, d.email, r.hard, "
-	    "d.status, d.smtp_code, d.smtp_status, d.smtp_message), "
-	    "e AS (INSERT INTO events (type, lead_id, delivery_id, campaign_id, "
-	    "data) SELECT 'bounce', lead_id, id, campaign_id, "
-	    "jsonb_build_object('code', smtp_code, 'status', smtp_status, "
-	    "'message', smtp_message, 'hard', hard, 'stage', 'smtp') FROM u "
-	    "WHERE status = 'failed' AND smtp_code >= 500 RETURNING 1), "
-	    "x AS (INSERT INTO suppressions (email, reason) SELECT email, "
-	    "'hard_bounce' FROM u WHERE hard ON CONFLICT (lower(email), "
-	    "coalesce(list_id, 0)) DO NOTHING RETURNING 1) "
-	    "SELECT count(*) FROM u", 10, p, on_recorded, s);
-	for (int k = 0; k < 9; k++)
+	    "RETURNING d.id, d.email, r.cls, r.reason, d.status, d.smtp_code, "
+	    "d.smtp_status, d.smtp_message), "
+	    "b AS (SELECT leadcast_bounce('smtp', NULL, NULL, 'smtp', 'smtp', "
+	    "NULL, NULL, jsonb_build_object('class', u.cls, 'reason', "
+	    "u.reason, 'email', u.email, 'status', u.smtp_status, 'code', "
+	    "u.smtp_code, 'diagnostic', u.smtp_message), NULL, u.id, $13::int, "
+	    "$14::bigint * interval '1 ms') FROM u WHERE u.status = 'failed' "
+	    "AND u.cls IS NOT NULL) "
+	    "SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM b)", 14, p,
+	    on_recorded, s);
+	for (int k = 0; k < 11; k++)
 		buf_free(&a[k]);
 	if (b->done_cb && !b->missing.n) {
 		struct item *it = &b->items[0];

@@ -597,6 +597,10 @@ static const struct conf_key mail_keys[] = {
 	{ "nameserver", CONF_STR, M(nameserver), "", 0, 0, NULL, 0 },
 	{ "batch", CONF_INT, M(batch), "50", 1, 1000, NULL, 0 },
 	{ "rate", CONF_INT, M(rate), "0", 0, 1000000, NULL, 0 },
+	{ "soft_bounce_limit", CONF_INT, M(soft_bounce_limit), "3", 0, 1000,
+	  NULL, 0 },
+	{ "soft_bounce_window", CONF_DURATION, M(soft_bounce_window_ms), "30d",
+	  60000, 3650LL * 86400000, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef M
@@ -879,6 +883,178 @@ load_lists(struct conf *c, struct cfgfile_node *root,
 	}
 }
 
+static const char *const mailbox_protos[] = { "imap", "imaps", "pop3",
+	"pop3s", NULL };
+static const char *const mailbox_actions[] = { "delete", "move", "seen",
+	NULL };
+#define X(f) offsetof(struct conf_mailbox, f)
+static const struct conf_key mailbox_keys[] = {
+	{ "protocol", CONF_ENUM, X(protocol), "imap", 0, 0, mailbox_protos, 0 },
+	{ "host", CONF_STR, X(host), "", 0, 0, NULL, 0 },
+	{ "port", CONF_INT, X(port), "0", 0, 65535, NULL, 0 },
+	{ "user", CONF_STR, X(user), "", 0, 0, NULL, 0 },
+	{ "password", CONF_STR, X(password), "", 0, 0, NULL, 0 },
+	{ "password_file", CONF_PATH, X(password_file), "", 0, 0, NULL, 0 },
+	{ "folder", CONF_STR, X(folder), "INBOX", 0, 0, NULL, 0 },
+	{ "poll", CONF_DURATION, X(poll_ms), "1m", 1000, 86400000, NULL, 0 },
+	{ "idle", CONF_BOOL, X(idle), "true", 0, 0, NULL, 0 },
+	{ "action", CONF_ENUM, X(action), "delete", 0, 0, mailbox_actions, 0 },
+	{ "move_to", CONF_STR, X(move_to), "", 0, 0, NULL, 0 },
+	{ "review_folder", CONF_STR, X(review_folder), "", 0, 0, NULL, 0 },
+	{ "starttls", CONF_BOOL, X(starttls), "false", 0, 0, NULL, 0 },
+	{ "tls_verify", CONF_BOOL, X(tls_verify), "true", 0, 0, NULL, 0 },
+	{ "ca_file", CONF_PATH, X(ca_file), "", 0, 0, NULL, 0 },
+	{ "timeout", CONF_DURATION, X(timeout_ms), "30s", 1000, 600000, NULL,
+	  0 },
+	{ "batch", CONF_INT, X(batch), "200", 1, 5000, NULL, 0 },
+	{ "max_message_size", CONF_SIZE, X(max_message_size), "4M", 16384,
+	  64LL * 1024 * 1024, NULL, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
+};
+#undef X
+
+/* mailbox "bounces" { protocol = imaps  host = ...  user = ... } */
+static void
+load_mailboxes(struct conf *c, struct cfgfile_node *root,
+    struct cfgfile_errors *errs)
+{
+	for (struct cfgfile_node *n = root->child; n; n = n->next) {
+		struct cfgfile_pos file = { c->path, 0, 0 };
+		struct conf_mailbox *b, *v;
+		char err[512];
+		int bad = 0, pop;
+
+		if (strcmp(n->key, "mailbox") != 0)
+			continue;
+		n->used = 1;
+		if (n->kind != CFGFILE_SECTION || !n->title) {
+			cfgfile_error(errs, &n->pos, "write mailbox \"NAME\" "
+			    "{ protocol = imap  host = ...  user = ... }");
+			continue;
+		}
+		for (const char *p = n->title; *p; p++)
+			bad |= !(isalnum((unsigned char)*p) || *p == '-' ||
+			    *p == '_');
+		if (bad || !*n->title || strlen(n->title) > 64) {
+			cfgfile_error(errs, &n->pos, "mailbox names use letters, "
+			    "digits, - and _ (at most 64)");
+			continue;
+		}
+		if (conf_mailbox_find(c, n->title)) {
+			cfgfile_error(errs, &n->pos, "mailbox %s is declared "
+			    "twice", n->title);
+			continue;
+		}
+		if (!(v = realloc(c->mailboxes, (c->nmailboxes + 1) *
+		    sizeof(*v))))
+			return;
+		c->mailboxes = v;
+		b = &c->mailboxes[c->nmailboxes++];
+		memset(b, 0, sizeof(*b));
+		b->name = strdup(n->title);
+		conf_bind(mailbox_keys, n, b, c->dir, errs);
+		conf_check_unknown(n, errs);
+		b->proto = 0;
+		for (int i = 0; mailbox_protos[i]; i++)
+			if (!strcmp(b->protocol, mailbox_protos[i]))
+				b->proto = i;
+		pop = b->proto >= 2;
+		if (!b->host[0])
+			cfgfile_error(errs, &n->pos, "mailbox %s: host is "
+			    "required", b->name);
+		if (!b->user[0])
+			cfgfile_error(errs, &n->pos, "mailbox %s: user is "
+			    "required", b->name);
+		if (b->password[0] && b->password_file[0])
+			cfgfile_error(errs, at_key(n, "password_file", &file),
+			    "mailbox %s: set password or password_file, not "
+			    "both", b->name);
+		else if (b->password_file[0]) {
+			if (!(b->secret = conf_read_secret(b->password_file, err,
+			    sizeof(err))))
+				cfgfile_error(errs, at_key(n, "password_file",
+				    &file), "mailbox %s: password_file: %s",
+				    b->name, err);
+		} else if (b->password[0]) {
+			b->secret = strdup(b->password);
+		} else {
+			cfgfile_error(errs, &n->pos, "mailbox %s: password or "
+			    "password_file is required", b->name);
+		}
+		if (!strcmp(b->action, "move") && !b->move_to[0])
+			cfgfile_error(errs, at_key(n, "action", &file), "mailbox "
+			    "%s: action = move needs move_to (a folder)",
+			    b->name);
+		if (strcmp(b->action, "move") && b->move_to[0])
+			cfgfile_error(errs, at_key(n, "move_to", &file),
+			    "mailbox %s: move_to is only for action = move",
+			    b->name);
+		if (pop && !strcmp(b->action, "move"))
+			cfgfile_error(errs, at_key(n, "action", &file), "mailbox "
+			    "%s: POP3 has no folders: action = delete or seen "
+			    "(left on the server)", b->name);
+		if (pop && b->review_folder[0])
+			cfgfile_error(errs, at_key(n, "review_folder", &file),
+			    "mailbox %s: POP3 has no folders: what needs "
+			    "review stays on the server", b->name);
+		if (pop && strcmp(b->folder, "INBOX"))
+			cfgfile_error(errs, at_key(n, "folder", &file), "mailbox "
+			    "%s: POP3 has no folders", b->name);
+		if (b->review_folder[0] && !strcmp(b->review_folder,
+		    b->folder))
+			cfgfile_error(errs, at_key(n, "review_folder", &file),
+			    "mailbox %s: review_folder is the folder read",
+			    b->name);
+		if (b->move_to[0] && !strcmp(b->move_to, b->folder))
+			cfgfile_error(errs, at_key(n, "move_to", &file),
+			    "mailbox %s: move_to is the folder read", b->name);
+		for (const char *p = b->folder; *p; p++)
+			if ((unsigned char)*p < 0x20)
+				bad = 1;
+		for (const char *p = b->move_to; *p; p++)
+			if ((unsigned char)*p < 0x20)
+				bad = 1;
+		for (const char *p = b->review_folder; *p; p++)
+			if ((unsigned char)*p < 0x20)
+				bad = 1;
+		if (bad)
+			cfgfile_error(errs, &n->pos, "mailbox %s: folder names "
+			    "cannot hold control characters", b->name);
+	}
+}
+
+static void
+mailbox_free(struct conf_mailbox *b)
+{
+	conf_unbind(mailbox_keys, b);
+	if (b->secret)
+		explicit_bzero(b->secret, strlen(b->secret));
+	free(b->secret);
+	free(b->name);
+}
+
+const struct conf_mailbox *
+conf_mailbox_find(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->nmailboxes; i++)
+		if (strcmp(c->mailboxes[i].name, name) == 0)
+			return &c->mailboxes[i];
+	return NULL;
+}
+
+static int differs(const struct conf_key *keys, const void *a, const void *b,
+    const char *prefix, char *out, size_t n, int all);
+
+int
+conf_mailbox_same(const struct conf_mailbox *a, const struct conf_mailbox *b)
+{
+	char out[8] = "";
+
+	return differs(mailbox_keys, a, b, "", out, sizeof(out), 1) == 0 &&
+	    strcmp(a->name, b->name) == 0 &&
+	    strcmp(a->secret ? a->secret : "", b->secret ? b->secret : "") == 0;
+}
+
 const struct conf_list *
 conf_list_find(const struct conf *c, const char *name)
 {
@@ -1144,6 +1320,7 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 	}
 	load_dkim(c, tree.root, errs);
 	load_lists(c, tree.root, errs);
+	load_mailboxes(c, tree.root, errs);
 	conf_check_unknown(tree.root, errs);
 
 	if (!c->templates_dir[0]) {
@@ -1239,6 +1416,9 @@ conf_unref(struct conf *c)
 		free(c->lists[i].name);
 	}
 	free(c->lists);
+	for (size_t i = 0; i < c->nmailboxes; i++)
+		mailbox_free(&c->mailboxes[i]);
+	free(c->mailboxes);
 	conf_unbind(main_keys, c);
 	if (c->templates)
 		tmpl_set_free(c->templates);
@@ -1271,7 +1451,7 @@ conf_db_embedded(const struct conf *c)
 
 static int
 differs(const struct conf_key *keys, const void *a, const void *b,
-    const char *prefix, char *out, size_t n)
+    const char *prefix, char *out, size_t n, int all)
 {
 	int count = 0;
 
@@ -1280,7 +1460,7 @@ differs(const struct conf_key *keys, const void *a, const void *b,
 		const char *fb = (const char *)b + k->off;
 		int same = 1;
 
-		if (!(k->flags & CONF_RESTART))
+		if (!all && !(k->flags & CONF_RESTART))
 			continue;
 		switch (k->type) {
 		case CONF_STR: case CONF_PATH: case CONF_ENUM:
@@ -1322,9 +1502,9 @@ conf_restart_needed(const struct conf *a, const struct conf *b, char *out,
 {
 	if (n)
 		out[0] = '\0';
-	return differs(main_keys, a, b, "", out, n) +
-	    differs(http_keys, &a->http, &b->http, "http.", out, n) +
-	    differs(track_keys, &a->track, &b->track, "track.", out, n);
+	return differs(main_keys, a, b, "", out, n, 0) +
+	    differs(http_keys, &a->http, &b->http, "http.", out, n, 0) +
+	    differs(track_keys, &a->track, &b->track, "track.", out, n, 0);
 }
 
 int

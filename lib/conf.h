@@ -90,6 +90,8 @@ struct conf_mail {
 	char *nameserver;
 	long batch;
 	long rate;
+	long soft_bounce_limit;         /* soft bounces that suppress; 0 never */
+	long soft_bounce_window_ms;     /* ... counted within this window */
 	/* derived */
 	enum conf_transport kind;
 	char *maildir;                  /* CONF_MAILDIR: absolute path */
@@ -105,6 +107,35 @@ struct conf_list {
 	char *title;                    /* shown to subscribers */
 	int double_optin;               /* new subscribers confirm by email */
 	char *confirm;                  /* the notification that asks them */
+};
+
+/* mailbox "NAME" { protocol = imap  host = ...  user = ... }: where
+ * bounces and complaints come back (daemon/bounces.c reads them). */
+struct conf_mailbox {
+	char *name;
+	char *protocol;                 /* imap | imaps | pop3 | pop3s */
+	char *host;
+	long port;                      /* 0: the protocol's default */
+	char *user;
+	char *password;                 /* inline, or read from: */
+	char *password_file;
+	char *folder;                   /* IMAP folder read; INBOX */
+	long poll_ms;                   /* between polls (and IDLE's longest
+	                                 * wait) */
+	int idle;                       /* IMAP IDLE when the server offers it */
+	char *action;                   /* delete | move | seen */
+	char *move_to;                  /* action = move: this folder */
+	char *review_folder;            /* IMAP: what needs a person; "" = left
+	                                 * in place */
+	int starttls;
+	int tls_verify;
+	char *ca_file;
+	long timeout_ms;
+	long batch;                     /* messages fetched per round */
+	size_t max_message_size;        /* bytes read of one message */
+	/* derived */
+	int proto;                      /* enum mailbox_proto */
+	char *secret;                   /* the password in use */
 };
 
 struct conf {
@@ -135,6 +166,8 @@ struct conf {
 	struct conf_track track;
 	struct conf_list *lists;
 	size_t nlists;
+	struct conf_mailbox *mailboxes;
+	size_t nmailboxes;
 	struct tmpl_set *templates;     /* every template, compiled */
 	struct dkim_keys *dkim;         /* signing keys, parsed once */
 	struct campaign_set *campaigns; /* conf/campaigns/NAME.conf */
@@ -172,6 +205,13 @@ int conf_restart_needed(const struct conf *a, const struct conf *b, char *out,
 
 /* The declared list called name, or NULL. */
 const struct conf_list *conf_list_find(const struct conf *c, const char *name);
+
+/* The mailbox called name, or NULL. */
+const struct conf_mailbox *conf_mailbox_find(const struct conf *c,
+    const char *name);
+/* 1 if a and b are the same mailbox with the same settings. */
+int conf_mailbox_same(const struct conf_mailbox *a,
+    const struct conf_mailbox *b);
 
 /* Is this an embedded-database configuration? */
 int conf_db_embedded(const struct conf *c);

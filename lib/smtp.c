@@ -301,11 +301,17 @@ smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n)
 		const smtp_status_t *rp = smtp_reverse_path_status(mh[i]);
 
 		/* The sender refused, or the data refused: that decides. */
-		if (rp && rp->code >= 400)
+		snprintf(msgs[i].command, sizeof(msgs[i].command), "RCPT");
+		if (rp && rp->code >= 400) {
 			st = rp;
-		else if (st && st->code >= 200 && st->code < 300 && ms &&
-		    ms->code >= 400)
+			snprintf(msgs[i].command, sizeof(msgs[i].command),
+			    "MAIL");
+		} else if (st && st->code >= 200 && st->code < 300 && ms &&
+		    ms->code >= 400) {
 			st = ms;
+			snprintf(msgs[i].command, sizeof(msgs[i].command),
+			    "DATA");
+		}
 		if (auth && st && (st->code == 530 || st->code == 534 ||
 		    st->code == 535 || st->code == 538)) {
 			/* our credentials, not the recipient: wait (and
@@ -316,13 +322,14 @@ smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n)
 			    "authentication refused by the server: %s",
 			    st->text ? st->text : "");
 			msgs[i].text[strcspn(msgs[i].text, "\r\n")] = '\0';
-		} else if (!st || st->code == 0)
+		} else if (!st || st->code == 0) {
+			msgs[i].command[0] = '\0';
 			set_outcome(&msgs[i], NULL, ev.why[0] ? ev.why :
 			    !ok ? err : auth && (ev.tls_ok || r->tls ==
 			    SMTP_TLS_NONE) ? "AUTH: authentication refused by the "
 			    "server (or no mechanism in common)" : "not attempted: the session "
 			    "ended before MAIL");
-		else
+		} else
 			set_outcome(&msgs[i], st, "");
 		if (msgs[i].outcome == SMTP_SENT)
 			sent++;
@@ -367,6 +374,7 @@ smtp_add(struct smtp_session *s, struct smtp_msg *m)
 	char *data;
 
 	m->outcome = SMTP_DEFERRED;
+	m->command[0] = '\0';
 	m->code = 0;
 	m->status[0] = '\0';
 	if (s->err[0]) {
@@ -422,6 +430,7 @@ smtp_close(struct smtp_session *s)
 		m->code = c->code;
 		memcpy(m->status, c->status, sizeof(m->status));
 		memcpy(m->text, c->text, sizeof(m->text));
+		memcpy(m->command, c->command, sizeof(m->command));
 		free((char *)c->data);
 		free((char *)c->mail_from);
 		free((char *)c->rcpt);

@@ -42,6 +42,8 @@ struct smtp_msg {
 	int code;                       /* SMTP reply code, 0 if none */
 	char status[16];                /* enhanced status, "5.1.1", or "" */
 	char text[256];                 /* the server's words, or ours */
+	char command[8];                /* what the answer was to: MAIL, RCPT,
+	                                 * DATA; "" if none or unknown */
 };
 
 /* Once per process, before any session. */
