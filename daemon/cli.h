@@ -92,5 +92,7 @@ int cli_report(const char *path, int argc, char **argv);
 /* leadcast check-dns DOMAIN ... (cli_dns.c): 0 nothing failed, 1 a check
  * failed or could not run, 2 usage. */
 int cli_check_dns(const char *path, int argc, char **argv);
+/* leadcast bounces review|test ... (cli_bounces.c) */
+int cli_bounces(const char *path, int argc, char **argv);
 
 #endif

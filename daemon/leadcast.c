@@ -61,6 +61,11 @@ usage(FILE *f)
 	    "  report sms [--since DATE|7d] [--csv]\n"
 	    "                          offers, acceptance, speed-to-lead by rep,"
 	    " team, rule, source\n"
+	    "  bounces review [--all] [--since DATE|7d] [--mailbox NAME] "
+	    "[--limit N]\n"
+	    "                          reports kept for review, recent bounces\n"
+	    "  bounces test FILE.eml   what the bounce parser sees in a message "
+	    "(offline)\n"
 	    "  dkim-keygen DOMAIN SELECTOR [--ed25519] [--out FILE]\n"
 	    "                          make a DKIM key, print its DNS record "
 	    "(offline)\n"
@@ -564,6 +569,8 @@ main(int argc, char **argv)
 		return cli_report(path, argc - optind, argv + optind);
 	if (!strcmp(cmd, "check-dns"))
 		return cli_check_dns(path, argc - optind, argv + optind);
+	if (!strcmp(cmd, "bounces"))
+		return cli_bounces(path, argc - optind, argv + optind);
 	/* the command's own words and options, in any order */
 	for (; optind < argc; optind++) {
 		const char *a = argv[optind];

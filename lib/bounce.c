@@ -172,6 +172,9 @@ bounce_describe(const char *msg, size_t len, const struct dsn_report *r,
 	if (r->feedback_type[0])
 		json_object_set_new(o, "feedback_type",
 		    json_string(r->feedback_type));
+	set_str(m, "verp_token", r->orig.verp_token);
+	set_str(m, "unsubscribe_token", r->orig.unsubscribe_token);
+	set_str(m, "feedback_id", r->orig.feedback_id);
 	if (key && r->orig.verp_token[0] && token_verify(key, 'b',
 	    r->orig.verp_token, strlen(r->orig.verp_token), &id, &id2) == 0)
 		json_object_set_new(m, "verp", json_integer((json_int_t)id));

@@ -29,8 +29,9 @@ void bounce_key(const char *msg, size_t len, char *out);
 
 /*
  * {"kind", "format", "from", "subject", "key", "truncated",
- *  "match": {"verp", "unsubscribe", "message_id", "references": [...],
- *            "campaign", "to"},
+ *  "match": {"verp_token", "verp", "unsubscribe_token", "unsubscribe",
+ *            "feedback_id", "message_id",
+ *            "references": [...], "campaign", "to"},
  *  "recipients": [{"email", "original", "action", "class", "reason",
  *                  "status", "code", "command", "remote_mta",
  *                  "diagnostic"}, ...]}
