@@ -223,6 +223,59 @@ done:
 	return ok;
 }
 
+/*
+ * An end of stream in the middle of an IMAP literal makes libetpan read
+ * again and again (recv returns 0: a busy loop that never ends): a server
+ * that drops the connection mid-fetch would hold a worker forever. So the
+ * session's stream gets a copy of its driver whose read reports the end
+ * of the stream as an error. One copy per original driver (plain, TLS).
+ */
+static struct eof_driver {
+	const mailstream_low_driver *orig;
+	mailstream_low_driver copy;
+} eof_drivers[4];
+static pthread_mutex_t eof_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static ssize_t
+eof_read(mailstream_low *low, void *buf, size_t count)
+{
+	for (size_t i = 0; i < 4; i++) {
+		if (low->driver == &eof_drivers[i].copy) {
+			ssize_t r = eof_drivers[i].orig->mailstream_read(low, buf,
+			    count);
+
+			return r == 0 && count > 0 ? -1 : r;
+		}
+	}
+	return -1;
+}
+
+static void
+eof_guard(mailstream *s)
+{
+	mailstream_low *low = s ? mailstream_get_low(s) : NULL;
+
+	if (!low)
+		return;
+	pthread_mutex_lock(&eof_lock);
+	for (size_t i = 0; i < 4; i++) {
+		struct eof_driver *e = &eof_drivers[i];
+
+		if (low->driver == &e->copy)
+			break;          /* guarded already */
+		if (e->orig && e->orig != low->driver)
+			continue;
+		if (!e->orig) {
+			e->orig = low->driver;
+			e->copy = *low->driver;
+			e->copy.mailstream_read = eof_read;
+		}
+		low->driver = &e->copy;
+		break;
+	}
+	pthread_mutex_unlock(&eof_lock);
+}
+
 /* IMAP capabilities after login (they may change). */
 static void
 imap_caps(struct mailbox *m)
@@ -263,6 +316,7 @@ imap_open(struct mailbox *m, char *err, size_t n)
 		    said(m, w, sizeof(w)));
 		return -1;
 	}
+	eof_guard(m->imap->imap_stream);
 	if (is_tls(m) && p->tls_verify &&
 	    verify_chain(m, m->imap->imap_stream, err, n) < 0)
 		return -1;
@@ -338,6 +392,7 @@ pop_open(struct mailbox *m, char *err, size_t n)
 		    said(m, w, sizeof(w)));
 		return -1;
 	}
+	eof_guard(m->pop->pop3_stream);
 	if (is_tls(m) && p->tls_verify &&
 	    verify_chain(m, m->pop->pop3_stream, err, n) < 0)
 		return -1;
