@@ -95,6 +95,71 @@ defaults_apply(void **state)
 }
 
 static void
+mailboxes_bind_and_are_checked(void **state)
+{
+	struct cfgfile_errors e = { NULL, 0 };
+	const char *p, *sec = write_file("mb.secret", "s3cret\nignored\n");
+	char text[2048];
+	struct conf *c, *c2;
+	const struct conf_mailbox *b;
+
+	(void)state;
+	snprintf(text, sizeof(text),
+	    "templates = templates\n"
+	    "mail { soft_bounce_limit = 5; soft_bounce_window = 7d }\n"
+	    "mailbox \"a\" { protocol = imaps; host = mx.example.com\n"
+	    "  user = b@example.com; password_file = \"%s\"\n"
+	    "  action = move; move_to = Done; review_folder = Review\n"
+	    "  poll = 30s }\n"
+	    "mailbox \"b\" { protocol = pop3; host = pop.example.com\n"
+	    "  user = u; password = pw; action = seen }\n", sec);
+	p = write_file("mb.conf", text);
+	c = conf_load(p, &e);
+	dump(&e);
+	assert_non_null(c);
+	assert_int_equal(c->mail.soft_bounce_limit, 5);
+	assert_int_equal(c->mail.soft_bounce_window_ms, 7LL * 86400000);
+	assert_int_equal(c->nmailboxes, 2);
+	b = conf_mailbox_find(c, "a");
+	assert_non_null(b);
+	assert_int_equal(b->proto, 1);
+	assert_string_equal(b->secret, "s3cret");
+	assert_string_equal(b->folder, "INBOX");
+	assert_int_equal(b->poll_ms, 30000);
+	assert_true(b->idle);
+	assert_true(b->tls_verify);
+	b = conf_mailbox_find(c, "b");
+	assert_int_equal(b->proto, 2);
+	assert_string_equal(b->secret, "pw");
+	/* the same file again: the same mailboxes */
+	c2 = conf_load(p, &e);
+	assert_non_null(c2);
+	assert_true(conf_mailbox_same(conf_mailbox_find(c, "a"),
+	    conf_mailbox_find(c2, "a")));
+	conf_free(c2);
+	conf_free(c);
+
+	/* bad ones: each problem named with its position */
+	p = write_file("mbbad.conf",
+	    "templates = templates\n"
+	    "mailbox \"x\" { protocol = imap4 }\n"
+	    "mailbox \"y\" { host = h; user = u; password = p; action = move }\n"
+	    "mailbox \"z\" { protocol = pop3; host = h; user = u; password = p\n"
+	    "  review_folder = R }\n"
+	    "mailbox \"y\" { }\n"
+	    "mailbox \"w\" { host = h; user = u; password = p; colour = red }\n");
+	assert_null(conf_load(p, &e));
+	dump(&e);
+	assert_true(has_error(&e, "mbbad.conf:2:", "protocol"));
+	assert_true(has_error(&e, "mailbox x: host is required", NULL));
+	assert_true(has_error(&e, "mbbad.conf:3:", "needs move_to"));
+	assert_true(has_error(&e, "mbbad.conf:5:", "POP3 has no folders"));
+	assert_true(has_error(&e, "mbbad.conf:6:", "declared twice"));
+	assert_true(has_error(&e, "mbbad.conf:7:", "colour"));
+	cfgfile_errors_free(&e);
+}
+
+static void
 values_bind_and_paths_resolve(void **state)
 {
 	struct cfgfile_errors e = { NULL, 0 };
@@ -298,6 +363,7 @@ main(void)
 		cmocka_unit_test(includes_are_relative_and_positioned),
 		cmocka_unit_test(restart_only_changes_are_named),
 		cmocka_unit_test(value_parsers),
+		cmocka_unit_test(mailboxes_bind_and_are_checked),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
