@@ -73,17 +73,17 @@ struct mbox {
 	pthread_mutex_t lock;           /* guards sess for mailbox_interrupt */
 	struct mailbox *sess;           /* used on the worker only */
 	int stop;                       /* set on the loop; read under lock */
-	int busy;                       /* a job or a query in flight */
+	int busy;                       /* a poll in flight */
 	unsigned fails;
 	char last_err[512];
 	/* the round */
-	struct mailbox_uids uids;
-	size_t pos, chunk;             /* the chunk: uids.v[pos..pos+chunk) */
-	struct item *items;
-	size_t nitems;
+	struct db *db;                  /* this mailbox's statements, in order */
+	struct mailbox_uids uids;       /* listed */
+	size_t pos;                     /* the next not yet in a chunk */
+	int active;                     /* chunks in flight */
+	int round_failed;               /* a chunk failed: retry later */
 	int idled;                      /* the poll waited with IDLE */
-	int more;                       /* the list may not be complete */
-	char err[512];                  /* the worker's failure, "" none */
+	char err[512];                  /* the failure to report, "" none */
 };
 
 struct bounced {
@@ -95,20 +95,9 @@ struct bounced {
 
 static void mbox_poll(struct mbox *m);
 static void mbox_chunk(struct mbox *m);
+static void failed(struct mbox *m, const char *what);
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static void
-items_free(struct mbox *m)
-{
-	for (size_t i = 0; i < m->nitems; i++) {
-		free(m->items[i].uid);
-		free(m->items[i].rep);
-	}
-	free(m->items);
-	m->items = NULL;
-	m->nitems = 0;
-}
 
 static int
 stopped(struct mbox *m)
@@ -267,14 +256,17 @@ poll_done(void *arg)
 			schedule(m, m->cfg->poll_ms);
 		return;
 	}
+	/* one session for the whole round: its statements stay in order */
+	m->db = daemon_db(m->b->d);
 	m->pos = 0;
+	m->round_failed = 0;
 	mbox_chunk(m);
 }
 
 static void
 mbox_poll(struct mbox *m)
 {
-	if (m->busy || m->b->stopping || stopped(m))
+	if (m->busy || m->active || m->b->stopping || stopped(m))
 		return;
 	m->busy = 1;
 	if (workq_post(m->wq, poll_work, poll_done, m) < 0) {
@@ -283,99 +275,166 @@ mbox_poll(struct mbox *m)
 	}
 }
 
-/* ---- a chunk: known, fetch, record, dispose ------------------------------ */
+/* ---- chunks: known, fetch, record, dispose --------------------------------
+ *
+ * Up to two chunks are in flight, so that the worker fetches the next one
+ * while the database records this one. The worker runs its jobs in the
+ * order posted and a mailbox's statements go to one database session (in
+ * order too), so chunks are disposed of in the order they were listed. */
+
+#define CHUNKS_IN_FLIGHT 2
+
+struct chunk {
+	struct mbox *m;
+	struct item *items;
+	size_t n;
+	int last;                       /* holds the last listed UID */
+	char err[512];                  /* the worker's failure, "" none */
+};
+
+static void
+chunk_free(struct chunk *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->items[i].uid);
+		free(c->items[i].rep);
+	}
+	free(c->items);
+	free(c);
+}
+
+/* Loop: chunk c is over (disposed of, or given up). */
+static void
+chunk_end(struct chunk *c, const char *what)
+{
+	struct mbox *m = c->m;
+
+	m->active--;
+	if (what && !m->round_failed && !m->b->stopping && !stopped(m)) {
+		m->round_failed = 1;
+		snprintf(m->err, sizeof(m->err), "%s", c->err[0] ? c->err :
+		    "the database is unavailable");
+		failed(m, what);
+	}
+	chunk_free(c);
+	if (m->b->stopping || stopped(m) || m->round_failed)
+		return;
+	if (m->pos < m->uids.n)
+		mbox_chunk(m);
+	else if (m->active == 0)
+		mbox_poll(m);   /* more may have come meanwhile */
+}
+
+struct fetch_ctx {
+	struct chunk *c;
+	size_t *idx;                    /* fetched message k is items[idx[k]] */
+};
+
+static void
+on_fetched(void *arg, size_t k, const char *data, size_t len, int truncated)
+{
+	struct fetch_ctx *fc = arg;
+	struct chunk *c = fc->c;
+	struct item *it = &c->items[fc->idx[k]];
+	struct dsn_limits lim = DSN_LIMITS_DEFAULT;
+	struct dsn_report rep;
+	json_t *doc;
+
+	lim.max_size = c->m->cfg->max_message_size;
+	dsn_parse(data, len, &lim, &rep);
+	rep.truncated |= truncated;
+	doc = bounce_describe(data, len, &rep, &c->m->b->d->url_key);
+	dsn_report_free(&rep);
+	if (!doc)
+		return;
+	snprintf(it->key, sizeof(it->key), "%s",
+	    json_string_value(json_object_get(doc, "key")));
+	it->rep = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+}
 
 static void
 fetch_work(void *arg)
 {
-	struct mbox *m = arg;
-	struct dsn_limits lim = DSN_LIMITS_DEFAULT;
-	struct buf msg;
-	char err[512];
+	struct chunk *c = arg;
+	struct mbox *m = c->m;
+	char **want = calloc(c->n + 1, sizeof(char *));
+	size_t *idx = calloc(c->n + 1, sizeof(size_t));
+	size_t k = 0;
+	struct fetch_ctx fc;
 
-	m->err[0] = '\0';
-	if (!m->sess) {
-		snprintf(m->err, sizeof(m->err), "the session is gone");
-		return;
+	if (!want || !idx) {
+		snprintf(c->err, sizeof(c->err), "out of memory");
+		goto out;
 	}
-	buf_init(&msg, 0);
-	lim.max_size = m->cfg->max_message_size;
-	for (size_t i = 0; i < m->nitems && !stopped(m); i++) {
-		struct item *it = &m->items[i];
-		struct dsn_report rep;
-		json_t *doc;
-		int trunc, r;
-
-		if (it->out != OUT_NONE)
+	if (!m->sess) {
+		snprintf(c->err, sizeof(c->err), "the session is gone");
+		goto out;
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->items[i].out != OUT_NONE)
 			continue;       /* recorded before */
-		r = mailbox_fetch(m->sess, it->uid, &msg, &trunc, err,
-		    sizeof(err));
-		if (r > 0) {
-			it->out = OUT_GONE;
-			continue;
-		}
-		if (r < 0) {
-			snprintf(m->err, sizeof(m->err), "%s", err);
-			sess_close(m);
-			break;
-		}
-		dsn_parse(msg.data ? msg.data : "", msg.len, &lim, &rep);
-		rep.truncated |= trunc;
-		doc = bounce_describe(msg.data ? msg.data : "", msg.len, &rep,
-		    &m->b->d->url_key);
-		dsn_report_free(&rep);
-		if (!doc)
-			continue;
-		snprintf(it->key, sizeof(it->key), "%s",
-		    json_string_value(json_object_get(doc, "key")));
-		if (it->uid[0] == '#') {        /* POP3 without UIDL */
+		idx[k] = i;
+		want[k++] = c->items[i].uid;
+	}
+	fc.c = c;
+	fc.idx = idx;
+	if (k && mailbox_fetch_many(m->sess, want, k, on_fetched, &fc,
+	    c->err, sizeof(c->err)) < 0)
+		sess_close(m);
+	for (size_t i = 0; i < c->n; i++) {
+		struct item *it = &c->items[i];
+
+		if (it->out == OUT_NONE && !it->rep && !c->err[0])
+			it->out = OUT_GONE;     /* expunged meanwhile */
+		if (it->rep && it->uid[0] == '#') {     /* POP3 without UIDL */
 			free(it->uid);
 			it->uid = strdup(it->key);
 		}
-		it->rep = json_dumps(doc, JSON_COMPACT);
-		json_decref(doc);
 	}
-	buf_free(&msg);
+out:
+	free(want);
+	free(idx);
 }
 
 static void
 dispose_work(void *arg)
 {
-	struct mbox *m = arg;
-	const struct conf_mailbox *c = m->cfg;
-	char **done = calloc(m->nitems + 1, sizeof(char *));
-	char **review = calloc(m->nitems + 1, sizeof(char *));
+	struct chunk *c = arg;
+	struct mbox *m = c->m;
+	const struct conf_mailbox *cf = m->cfg;
+	char **done = calloc(c->n + 1, sizeof(char *));
+	char **review = calloc(c->n + 1, sizeof(char *));
 	size_t nd = 0, nr = 0;
-	char err[512];
-	enum mailbox_action a = !strcmp(c->action, "move") ? MAILBOX_MOVE :
-	    !strcmp(c->action, "seen") ? MAILBOX_SEEN : MAILBOX_DELETE;
+	enum mailbox_action a = !strcmp(cf->action, "move") ? MAILBOX_MOVE :
+	    !strcmp(cf->action, "seen") ? MAILBOX_SEEN : MAILBOX_DELETE;
 
-	m->err[0] = '\0';
 	if (!done || !review) {
-		snprintf(m->err, sizeof(m->err), "out of memory");
+		snprintf(c->err, sizeof(c->err), "out of memory");
 		goto out;
 	}
 	if (!m->sess) {
-		snprintf(m->err, sizeof(m->err), "the session is gone");
+		snprintf(c->err, sizeof(c->err), "the session is gone");
 		goto out;
 	}
-	for (size_t i = 0; i < m->nitems; i++) {
-		if (m->items[i].out == OUT_RECORDED ||
-		    m->items[i].out == OUT_DUPLICATE)
-			done[nd++] = m->items[i].uid;
-		else if (m->items[i].out == OUT_REVIEW)
-			review[nr++] = m->items[i].uid;
+	for (size_t i = 0; i < c->n; i++) {
+		if (!c->items[i].uid)
+			continue;
+		if (c->items[i].out == OUT_RECORDED ||
+		    c->items[i].out == OUT_DUPLICATE)
+			done[nd++] = c->items[i].uid;
+		else if (c->items[i].out == OUT_REVIEW)
+			review[nr++] = c->items[i].uid;
 	}
-	if (mailbox_dispose(m->sess, a, c->move_to, done, nd, err,
-	    sizeof(err)) < 0 || (c->review_folder[0] &&
-	    mailbox_dispose(m->sess, MAILBOX_MOVE, c->review_folder, review, nr,
-	    err, sizeof(err)) < 0)) {
-		snprintf(m->err, sizeof(m->err), "%s", err);
+	if (mailbox_dispose(m->sess, a, cf->move_to, done, nd, c->err,
+	    sizeof(c->err)) < 0 || (cf->review_folder[0] &&
+	    mailbox_dispose(m->sess, MAILBOX_MOVE, cf->review_folder, review,
+	    nr, c->err, sizeof(c->err)) < 0)) {
 		sess_close(m);
 		goto out;
 	}
 	/* POP3 deletes at QUIT: end the session after the last chunk */
-	if (is_pop(m) && m->pos + m->chunk >= m->uids.n) {
+	if (is_pop(m) && c->last) {
 		struct mailbox *s;
 
 		pthread_mutex_lock(&m->lock);
@@ -383,9 +442,9 @@ dispose_work(void *arg)
 		m->sess = NULL;
 		pthread_mutex_unlock(&m->lock);
 		if (mailbox_close(s) < 0)
-			snprintf(m->err, sizeof(m->err), "QUIT was not "
-			    "confirmed: the messages stay on the server and will "
-			    "be disposed of next time");
+			snprintf(c->err, sizeof(c->err), "QUIT was not "
+			    "confirmed: the messages stay on the server and are "
+			    "disposed of next time");
 	}
 out:
 	free(done);
@@ -395,111 +454,87 @@ out:
 static void
 dispose_done(void *arg)
 {
-	struct mbox *m = arg;
+	struct chunk *c = arg;
 
-	m->busy = 0;
-	items_free(m);
-	if (m->b->stopping || stopped(m))
-		return;
-	if (m->err[0]) {
-		failed(m, "disposing of processed messages");
-		return;
-	}
-	m->pos += m->chunk;
-	if (m->pos < m->uids.n) {
-		mbox_chunk(m);
-		return;
-	}
-	mailbox_uids_free(&m->uids);
-	mbox_poll(m);           /* more may have come meanwhile */
+	chunk_end(c, c->err[0] ? "disposing of processed messages" : NULL);
 }
 
 static void
 on_recorded(void *arg, const PGresult *res, const char *err)
 {
-	struct mbox *m = arg;
-	const char *fetch_err = m->err[0] ? m->err : NULL;
+	struct chunk *c = arg;
+	struct mbox *m = c->m;
 
-	m->busy = 0;
 	if (err) {
 		log_error("mailbox %s: recording bounces: %s (the messages stay "
 		    "and are read again)", m->cfg->name, err);
-		items_free(m);
-		if (!m->b->stopping && !stopped(m))
-			schedule(m, 5000);
+		snprintf(c->err, sizeof(c->err), "recording: %s", err);
+		chunk_end(c, "recording");
 		return;
 	}
-	for (int row = 0; row < PQntuples(res); row++) {
+	for (int row = 0; res && row < PQntuples(res); row++) {
 		size_t i = strtoul(PQgetvalue(res, row, 0), NULL, 10) - 1;
 		const char *o = PQgetvalue(res, row, 1);
 
-		if (i >= m->nitems)
+		if (i >= c->n)
 			continue;
 		for (int k = 1; k <= 4; k++)
 			if (!strcmp(o, outcome_names[k]))
-				m->items[i].out = (enum outcome)k;
-		if (m->items[i].out >= OUT_RECORDED &&
-		    m->items[i].out <= OUT_IGNORED)
-			metric_add(m->b->m_out[m->items[i].out], 1);
-		if (m->items[i].out == OUT_REVIEW)
+				c->items[i].out = (enum outcome)k;
+		if (c->items[i].out >= OUT_RECORDED &&
+		    c->items[i].out <= OUT_IGNORED)
+			metric_add(m->b->m_out[c->items[i].out], 1);
+		if (c->items[i].out == OUT_REVIEW)
 			log_info("mailbox %s: message %s (%s) kept for review: "
 			    "not understood or not matched to a delivery",
-			    m->cfg->name, m->items[i].uid, m->items[i].key);
+			    m->cfg->name, c->items[i].uid, c->items[i].key);
 	}
-	if (m->b->stopping || stopped(m)) {
-		items_free(m);
+	if (m->b->stopping || stopped(m) || m->round_failed) {
+		chunk_end(c, NULL);
 		return;
 	}
-	if (fetch_err) {        /* recorded what was fetched; retry the rest */
-		items_free(m);
-		failed(m, "fetching");
+	if (c->err[0]) {        /* recorded what was fetched; the rest later */
+		chunk_end(c, "fetching");
 		return;
 	}
-	m->busy = 1;
-	if (workq_post(m->wq, dispose_work, dispose_done, m) < 0) {
-		m->busy = 0;
-		items_free(m);
-		schedule(m, 1000);
+	if (workq_post(m->wq, dispose_work, dispose_done, c) < 0) {
+		snprintf(c->err, sizeof(c->err), "the worker queue is full");
+		chunk_end(c, "disposing");
 	}
 }
 
 static void
 fetch_done(void *arg)
 {
-	struct mbox *m = arg;
+	struct chunk *c = arg;
+	struct mbox *m = c->m;
 	struct buf a[3];
 	const char *p[6];
 	char limit[32], window[32];
 	size_t n = 0;
 
-	m->busy = 0;
-	if (m->b->stopping || stopped(m)) {
-		items_free(m);
+	if (m->b->stopping || stopped(m) || m->round_failed) {
+		chunk_end(c, NULL);
 		return;
 	}
+	/* the next chunk is fetched while this one is recorded */
+	if (m->pos < m->uids.n && !c->err[0])
+		mbox_chunk(m);
 	for (int k = 0; k < 3; k++)
 		buf_init(&a[k], 0);
-	/* every item, in order (the known ones too: their outcome comes
-	 * back as recorded then), so rows map to items by position */
-	for (size_t i = 0; i < m->nitems; i++) {
-		struct item *it = &m->items[i];
+	/* every item, in order, so that rows map to items by position */
+	for (size_t i = 0; i < c->n; i++) {
+		struct item *it = &c->items[i];
 
 		db_array_add(&a[0], it->uid);
 		db_array_add(&a[1], it->rep ? it->key : NULL);
 		db_array_add(&a[2], it->rep);
 		n += it->rep != NULL;
 	}
-	if (n == 0 && !m->err[0]) {
-		for (int k = 0; k < 3; k++)
-			buf_free(&a[k]);
-		on_recorded(m, NULL, NULL);
-		return;
-	}
 	if (n == 0) {
 		for (int k = 0; k < 3; k++)
 			buf_free(&a[k]);
-		items_free(m);
-		failed(m, "fetching");
+		on_recorded(c, NULL, NULL);
 		return;
 	}
 	p[0] = m->cfg->name;
@@ -512,16 +547,14 @@ fetch_done(void *arg)
 	    m->b->d->conf->mail.soft_bounce_window_ms);
 	p[4] = limit;
 	p[5] = window;
-	m->busy = 1;
-	if (db_query(daemon_db(m->b->d),
+	if (db_query(m->db,
 	    "SELECT x.n, leadcast_bounce_message($1, x.uid, x.key, "
 	    "x.rep::jsonb, $5::int, $6::bigint * interval '1 ms') "
 	    "FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
 	    "AS x(uid, key, rep, n) WHERE x.rep IS NOT NULL ORDER BY x.n", 6, p,
-	    on_recorded, m) < 0) {
-		m->busy = 0;
-		items_free(m);
-		schedule(m, 5000);
+	    on_recorded, c) < 0) {
+		snprintf(c->err, sizeof(c->err), "the database queue is full");
+		chunk_end(c, "recording");
 	}
 	for (int k = 0; k < 3; k++)
 		buf_free(&a[k]);
@@ -530,75 +563,77 @@ fetch_done(void *arg)
 static void
 on_known(void *arg, const PGresult *res, const char *err)
 {
-	struct mbox *m = arg;
+	struct chunk *c = arg;
+	struct mbox *m = c->m;
 
-	m->busy = 0;
 	if (err) {
-		log_error("mailbox %s: %s", m->cfg->name, err);
-		items_free(m);
-		if (!m->b->stopping && !stopped(m))
-			schedule(m, 5000);
+		snprintf(c->err, sizeof(c->err), "%s", err);
+		chunk_end(c, "reading what was recorded");
 		return;
 	}
 	for (int row = 0; row < PQntuples(res); row++) {
 		const char *uid = PQgetvalue(res, row, 0);
 		const char *o = PQgetvalue(res, row, 1);
 
-		for (size_t i = 0; i < m->nitems; i++) {
-			if (strcmp(m->items[i].uid, uid) != 0)
+		for (size_t i = 0; i < c->n; i++) {
+			if (strcmp(c->items[i].uid, uid) != 0)
 				continue;
 			for (int k = 1; k <= 4; k++)
 				if (!strcmp(o, outcome_names[k]))
-					m->items[i].out = (enum outcome)k;
+					c->items[i].out = (enum outcome)k;
 		}
 	}
-	if (m->b->stopping || stopped(m)) {
-		items_free(m);
+	if (m->b->stopping || stopped(m) || m->round_failed) {
+		chunk_end(c, NULL);
 		return;
 	}
-	m->busy = 1;
-	if (workq_post(m->wq, fetch_work, fetch_done, m) < 0) {
-		m->busy = 0;
-		items_free(m);
-		schedule(m, 1000);
+	if (workq_post(m->wq, fetch_work, fetch_done, c) < 0) {
+		snprintf(c->err, sizeof(c->err), "the worker queue is full");
+		chunk_end(c, "fetching");
 	}
 }
 
-/* Loop: the next chunk of the listed UIDs. */
+/* Loop: start the next chunk of the listed UIDs, if two are not in
+ * flight already. */
 static void
 mbox_chunk(struct mbox *m)
 {
+	struct chunk *c;
 	struct buf a;
 	const char *p[2];
+	size_t n = m->uids.n - m->pos;
 
-	m->chunk = m->uids.n - m->pos;
-	if (m->chunk > (size_t)m->cfg->batch)
-		m->chunk = (size_t)m->cfg->batch;
-	if (!(m->items = calloc(m->chunk, sizeof(*m->items)))) {
+	if (m->active >= CHUNKS_IN_FLIGHT || n == 0)
+		return;
+	if (n > (size_t)m->cfg->batch)
+		n = (size_t)m->cfg->batch;
+	if (!(c = calloc(1, sizeof(*c))) ||
+	    !(c->items = calloc(n, sizeof(*c->items)))) {
+		free(c);
 		schedule(m, 1000);
 		return;
 	}
+	c->m = m;
+	m->active++;
 	buf_init(&a, 0);
-	for (size_t i = 0; i < m->chunk; i++) {
-		m->items[i].uid = strdup(m->uids.v[m->pos + i]);
-		m->nitems++;
-		if (!m->items[i].uid) {
-			items_free(m);
+	for (size_t i = 0; i < n; i++) {
+		if (!(c->items[i].uid = strdup(m->uids.v[m->pos + i]))) {
 			buf_free(&a);
-			schedule(m, 1000);
+			c->n = i;
+			chunk_end(c, "listing");
 			return;
 		}
-		db_array_add(&a, m->items[i].uid);
+		c->n++;
+		db_array_add(&a, c->items[i].uid);
 	}
+	m->pos += n;
+	c->last = m->pos == m->uids.n;
 	p[0] = m->cfg->name;
 	p[1] = db_array_end(&a);
-	m->busy = 1;
-	if (db_query(daemon_db(m->b->d), "SELECT uid, outcome FROM "
-	    "mailbox_messages WHERE mailbox = $1 AND uid = ANY($2::text[])", 2,
-	    p, on_known, m) < 0) {
-		m->busy = 0;
-		items_free(m);
-		schedule(m, 5000);
+	if (db_query(m->db, "SELECT uid, outcome FROM mailbox_messages WHERE "
+	    "mailbox = $1 AND uid = ANY($2::text[])", 2, p, on_known, c) < 0) {
+		snprintf(c->err, sizeof(c->err), "the database queue is full");
+		chunk_end(c, "reading what was recorded");
 	}
 	buf_free(&a);
 }
@@ -655,7 +690,6 @@ mbox_free(struct mbox *m)
 	mbox_stop(m);
 	workq_free(m->wq);
 	mailbox_close(m->sess);        /* LOGOUT; POP3: QUIT */
-	items_free(m);
 	mailbox_uids_free(&m->uids);
 	event_free(m->timer);
 	conf_unref(m->conf);
@@ -699,7 +733,7 @@ retire_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (m->busy) {
+	if (m->busy || m->active) {
 		event_base_once(m->b->d->base, -1, EV_TIMEOUT, retire_check, m,
 		    &tv);
 		return;
@@ -874,7 +908,7 @@ bounces_idle(struct bounced *b)
 	if (b->d->stopping && !b->stopping)
 		bounces_stop(b);
 	for (struct mbox *m = b->boxes; m; m = m->next)
-		busy |= m->busy;
+		busy |= m->busy || m->active;
 	return !busy;
 }
 

@@ -746,6 +746,181 @@ mailbox_fetch(struct mailbox *m, const char *uid, struct buf *out,
 	    imap_fetch(m, uid, out, truncated, err, n);
 }
 
+/* The static attribute of type t of a fetched message, or NULL. */
+static struct mailimap_msg_att_static *
+att_of(struct mailimap_msg_att *ma, int t)
+{
+	for (clistiter *j = clist_begin(ma->att_list); j; j = clist_next(j)) {
+		struct mailimap_msg_att_item *it = clist_content(j);
+
+		if (it->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC &&
+		    it->att_data.att_static &&
+		    it->att_data.att_static->att_type == t)
+			return it->att_data.att_static;
+	}
+	return NULL;
+}
+
+/* UID FETCH set with one attribute (fa, taken) and the UID. */
+static int
+imap_fetch_set(struct mailbox *m, struct mailimap_set *set,
+    struct mailimap_fetch_att *fa, clist **res)
+{
+	struct mailimap_fetch_type *ft =
+	    mailimap_fetch_type_new_fetch_att_list_empty();
+	struct mailimap_fetch_att *fu = mailimap_fetch_att_new_uid();
+	int r;
+
+	if (!ft || !fa || !fu ||
+	    mailimap_fetch_type_new_fetch_att_list_add(ft, fu) !=
+	    MAILIMAP_NO_ERROR) {
+		if (ft)
+			mailimap_fetch_type_free(ft);
+		if (fa)
+			mailimap_fetch_att_free(fa);
+		if (fu)
+			mailimap_fetch_att_free(fu);
+		return MAILIMAP_ERROR_MEMORY;
+	}
+	if (mailimap_fetch_type_new_fetch_att_list_add(ft, fa) !=
+	    MAILIMAP_NO_ERROR) {
+		mailimap_fetch_type_free(ft);
+		mailimap_fetch_att_free(fa);
+		return MAILIMAP_ERROR_MEMORY;
+	}
+	r = mailimap_uid_fetch(m->imap, set, ft, res);
+	mailimap_fetch_type_free(ft);
+	return r;
+}
+
+static int
+imap_fetch_many(struct mailbox *m, char *const *uids, size_t count,
+    mailbox_msg_fn *cb, void *arg, char *err, size_t n)
+{
+	uint32_t *u = calloc(count + 1, sizeof(*u)), *size;
+	struct mailimap_set *set = NULL;
+	clist *res = NULL;
+	int r;
+
+	size = calloc(count + 1, sizeof(*size));
+	if (!u || !size || !(set = mailimap_set_new_empty()))
+		goto oom;
+	for (size_t i = 0; i < count; i++)
+		if ((u[i] = imap_uid(m, uids[i])) != 0 &&
+		    mailimap_set_add_single(set, u[i]) != MAILIMAP_NO_ERROR)
+			goto oom;
+	/* the sizes first: each command fetches a bounded amount */
+	r = imap_fetch_set(m, set, mailimap_fetch_att_new_rfc822_size(), &res);
+	mailimap_set_free(set);
+	set = NULL;
+	if (r != MAILIMAP_NO_ERROR) {
+		snprintf(err, n, "UID FETCH (RFC822.SIZE): %s", imap_error(r));
+		goto fail;
+	}
+	for (clistiter *i = clist_begin(res); i; i = clist_next(i)) {
+		struct mailimap_msg_att_static *a, *b;
+
+		a = att_of(clist_content(i), MAILIMAP_MSG_ATT_UID);
+		b = att_of(clist_content(i), MAILIMAP_MSG_ATT_RFC822_SIZE);
+		for (size_t k = 0; a && b && k < count; k++)
+			if (u[k] == a->att_data.att_uid)
+				size[k] = b->att_data.att_rfc822_size + 1;
+	}
+	mailimap_fetch_list_free(res);
+	res = NULL;
+	for (size_t i = 0; i < count; ) {
+		size_t total = 0, j = i, any = 0;
+		struct mailimap_section *sec;
+
+		if (!(set = mailimap_set_new_empty()))
+			goto oom;
+		for (; j < count && (total < MAILBOX_FETCH_BYTES || !any); j++) {
+			size_t s = size[j] > m->p.max_size ? m->p.max_size :
+			    size[j];
+
+			if (!size[j])
+				continue;       /* gone */
+			if (any && total + s > MAILBOX_FETCH_BYTES)
+				break;
+			if (mailimap_set_add_single(set, u[j]) !=
+			    MAILIMAP_NO_ERROR)
+				goto oom;
+			total += s;
+			any = 1;
+		}
+		if (!any) {
+			mailimap_set_free(set);
+			set = NULL;
+			break;
+		}
+		sec = mailimap_section_new(NULL);
+		r = imap_fetch_set(m, set, sec ?
+		    mailimap_fetch_att_new_body_peek_section_partial(sec, 0,
+		    (uint32_t)(m->p.max_size + 1)) : NULL, &res);
+		mailimap_set_free(set);
+		set = NULL;
+		if (r != MAILIMAP_NO_ERROR) {
+			snprintf(err, n, "UID FETCH: %s", imap_error(r));
+			goto fail;
+		}
+		for (clistiter *it = clist_begin(res); it; it = clist_next(it)) {
+			struct mailimap_msg_att_static *a, *b;
+			const char *body;
+			size_t len;
+
+			a = att_of(clist_content(it), MAILIMAP_MSG_ATT_UID);
+			b = att_of(clist_content(it),
+			    MAILIMAP_MSG_ATT_BODY_SECTION);
+			if (!a || !b || !b->att_data.att_body_section)
+				continue;
+			body = b->att_data.att_body_section->sec_body_part;
+			len = b->att_data.att_body_section->sec_length;
+			for (size_t k = i; k < j; k++) {
+				if (u[k] != a->att_data.att_uid)
+					continue;
+				cb(arg, k, body ? body : "", len > m->p.max_size ?
+				    m->p.max_size : len, len > m->p.max_size);
+				u[k] = 0;       /* once */
+				break;
+			}
+		}
+		mailimap_fetch_list_free(res);
+		res = NULL;
+		i = j;
+	}
+	free(u);
+	free(size);
+	return 0;
+oom:
+	snprintf(err, n, "out of memory");
+fail:
+	if (set)
+		mailimap_set_free(set);
+	if (res)
+		mailimap_fetch_list_free(res);
+	free(u);
+	free(size);
+	return -1;
+}
+
+int
+mailbox_fetch_many(struct mailbox *m, char *const *uids, size_t count,
+    mailbox_msg_fn *cb, void *arg, char *err, size_t n)
+{
+	struct buf b;
+	int trunc, r = 0;
+
+	if (!is_pop(m))
+		return imap_fetch_many(m, uids, count, cb, arg, err, n);
+	buf_init(&b, 0);
+	for (size_t i = 0; i < count && r >= 0; i++) {
+		if ((r = pop_fetch(m, uids[i], &b, &trunc, err, n)) == 0)
+			cb(arg, i, b.data ? b.data : "", b.len, trunc);
+	}
+	buf_free(&b);
+	return r < 0 ? -1 : 0;
+}
+
 static int
 imap_flag(struct mailbox *m, struct mailimap_set *set, int deleted)
 {

@@ -86,6 +86,20 @@ int mailbox_list(struct mailbox *m, int unseen_only, struct mailbox_uids *out,
 int mailbox_fetch(struct mailbox *m, const char *uid, struct buf *out,
     int *truncated, char *err, size_t n);
 /*
+ * Fetch uids[0..count) (each as mailbox_fetch) in as few commands as the
+ * sizes allow (IMAP: one UID FETCH per up to MAILBOX_FETCH_BYTES of
+ * messages; POP3: one RETR each), calling cb(arg, i, data, len,
+ * truncated) for each message found, uids[i] being its UID; data is valid
+ * during the call only. Messages gone meanwhile are not reported. 0, or
+ * -1 with err filled (the messages reported before stand).
+ */
+#define MAILBOX_FETCH_BYTES (16u << 20)
+typedef void mailbox_msg_fn(void *arg, size_t i, const char *data,
+    size_t len, int truncated);
+int mailbox_fetch_many(struct mailbox *m, char *const *uids, size_t count,
+    mailbox_msg_fn *cb, void *arg, char *err, size_t n);
+
+/*
  * Dispose of uids[0..count): delete, move to folder, or mark \Seen (not
  * for POP3, which only deletes). 0, or -1 with err filled.
  */
