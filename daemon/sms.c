@@ -89,6 +89,7 @@ struct gwstate {
 	struct timespec refill;
 	int inflight;
 	int claiming;
+	int rekick;                     /* woken while claiming: claim again */
 	struct job *qhead, *qtail;      /* claimed, not yet sent */
 	int queued;
 	struct pconn *pool;             /* kept-alive connections */
@@ -118,6 +119,13 @@ struct smsd {
 	                                 * and replies do not queue behind
 	                                 * captures (gateways wait for our
 	                                 * answers to their reports) */
+	struct db *send_db;             /* claims and their outcomes, so that
+	                                 * an offer's claim never queues behind
+	                                 * delivery reports; asynchronous
+	                                 * commit (a claim lost in a database
+	                                 * crash is claimed again; the handed
+	                                 * mark of a text to a lead, which must
+	                                 * hold, is on db) */
 	struct event *tick;
 	struct evdns_base *dns;
 	SSL_CTX *ssl;                   /* the system's CAs */
@@ -1075,7 +1083,7 @@ job_done(struct job *j, enum smsgw_outcome oc, const char *msgid,
 		    g->name, why);
 	}
 	snprintf(delay, sizeof(delay), "%ld", ms);
-	if (db_query(s->db, record_sql, 7, p, on_recorded, s) < 0)
+	if (db_query(s->send_db, record_sql, 7, p, on_recorded, s) < 0)
 		log_error("recording sms %lld: the database queue is full", j->id);
 	st = j->st;
 	job_free(j);
@@ -1109,7 +1117,7 @@ flush_sent(evutil_socket_t fd, short what, void *arg)
 	p[1] = db_array_end(&s->sent_msgids);
 	p[2] = db_array_end(&s->sent_at);
 	p[3] = node;
-	if (db_query(s->db, sent_sql, 4, p, on_recorded, s) < 0)
+	if (db_query(s->send_db, sent_sql, 4, p, on_recorded, s) < 0)
 		log_error("recording %d sent SMS: the database queue is full "
 		    "(their leases will lapse and they will be sent again)",
 		    s->nsent);
@@ -1195,6 +1203,7 @@ static void
 on_response(struct evhttp_request *req, void *arg)
 {
 	struct job *j = arg;
+
 	int status = req ? evhttp_request_get_response_code(req) : 0;
 	struct evbuffer *in = req ? evhttp_request_get_input_buffer(req) : NULL;
 	size_t len = in ? evbuffer_get_length(in) : 0;
@@ -1726,11 +1735,14 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 	}
 	if (!s->closing)
 		dispatch(c->st);
-	n = n > 0 && n == c->want;
+	/* a full claim: there may be more; a wake-up during the claim: rows
+	 * committed after its snapshot */
+	n = (n > 0 && n == c->want) || c->st->rekick;
+	c->st->rekick = 0;
 	conf_unref(c->conf);
 	free(c);
 	if (n)
-		sms_claim(s);       /* a full claim: there may be more */
+		sms_claim(s);
 }
 
 /* A text to a lead that needs consent goes out only if the lead has it
@@ -1766,7 +1778,8 @@ sms_claim(struct smsd *s)
 	struct lc_daemon *d = s->d;
 	const struct smsgw_conf *sc = d->conf->sms;
 
-	if (!sc || d->stopping || db_state(s->db) != DB_READY || !d->node_id)
+	if (!sc || d->stopping || db_state(s->send_db) != DB_READY ||
+	    !d->node_id)
 		return;
 	for (size_t i = 0; i < sc->n; i++) {
 		const struct smsgw *g = &sc->v[i];
@@ -1778,6 +1791,8 @@ sms_claim(struct smsd *s)
 
 		/* a claim per gateway at a time, and none while a
 		 * connection's worth still waits locally */
+		if (st && st->claiming)
+			st->rekick = 1;
 		if (!st || st->claiming || st->queued >= g->connections)
 			continue;
 		refill(st, g->rate);
@@ -1799,7 +1814,7 @@ sms_claim(struct smsd *s)
 		snprintf(lease, sizeof(lease), "%ld", sc->lease_ms);
 		snprintf(node, sizeof(node), "%lld", d->node_id);
 		st->claiming = 1;
-		if (db_query(s->db, claim_sql, 4, p, on_claimed, c) < 0) {
+		if (db_query(s->send_db, claim_sql, 4, p, on_claimed, c) < 0) {
 			st->claiming = 0;
 			if (g->rate > 0)
 				st->tokens += n;
@@ -1828,7 +1843,8 @@ sms_idle(const struct smsd *s)
 	/* and its outcomes recorded (else the leases lapse: sent twice) */
 	return !s->reminding && !s->nsent && !s->nhand && !s->handing &&
 	    !s->filling && (db_pending(s->db) == 0 ||
-	    db_state(s->db) != DB_READY);
+	    db_state(s->db) != DB_READY) && (db_pending(s->send_db) == 0 ||
+	    db_state(s->send_db) != DB_READY);
 }
 
 /* ---- reminders ---------------------------------------------------------------------- */
@@ -2960,7 +2976,11 @@ sms_new(struct lc_daemon *d)
 	if (!s)
 		return NULL;
 	s->d = d;
-	if (!(s->db = db_new(d->base, d->conninfo))) {
+	if (!(s->db = db_new(d->base, d->conninfo)) ||
+	    !(s->send_db = db_new(d->base, d->conninfo)) ||
+	    db_set_options(s->send_db, "-c synchronous_commit=off") < 0) {
+		db_free(s->db);
+		db_free(s->send_db);
 		free(s);
 		return NULL;
 	}
@@ -2970,6 +2990,8 @@ sms_new(struct lc_daemon *d)
 	if (!(s->ssl = tls_context())) {
 		if (s->dns)
 			evdns_base_free(s->dns, 0);
+		db_free(s->db);
+		db_free(s->send_db);
 		free(s);
 		return NULL;
 	}
@@ -2995,6 +3017,7 @@ sms_new(struct lc_daemon *d)
 #undef M
 	db_listen(d->db, "leadcast_sms", on_sms_wake, s);
 	db_start(s->db);
+	db_start(s->send_db);
 	httpd_add_routes(d->httpd, routes, sizeof(routes) / sizeof(routes[0]),
 	    s);
 	return s;
@@ -3019,6 +3042,7 @@ sms_free(struct smsd *s)
 	buf_free(&s->sent_msgids);
 	buf_free(&s->sent_at);
 	s->closing = 1;
+	db_free(s->send_db);
 	db_free(s->db);
 	if (s->dns)
 		evdns_base_free(s->dns, 0);
