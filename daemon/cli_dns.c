@@ -4,11 +4,13 @@
  * public URL and TLS setting, printed one line per check (or as JSON).
  * Offline: it does not talk to the daemon.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "campaign.h"
 #include "cli.h"
 #include "conf.h"
 #include "dns.h"
@@ -17,6 +19,45 @@
 #define USAGE "usage: leadcast check-dns DOMAIN [--ip SENDING_IP] " \
 	"[--selector S]\n" \
 	"                 [--server ADDR[:PORT]] [--timeout 5s] [--json]\n"
+
+#define MAX_FROM 16
+
+/* The domain of each campaign's and notification's From address that is
+ * not made by a template, lowercase, each once, into from[] (owned by the
+ * caller). Returns how many. */
+static size_t
+from_domains(const struct conf *c, char **from, size_t max)
+{
+	const struct campaign_set *sets[2] = { c->campaigns, c->notifications };
+	size_t n = 0;
+
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; sets[k] && i < sets[k]->n; i++) {
+			const char *src = sets[k]->v[i]->from_src, *at;
+			size_t len = 0;
+			char *d;
+
+			if (!src || strstr(src, "{{") || !(at = strrchr(src, '@')))
+				continue;
+			at++;
+			while (at[len] && at[len] != '>' && at[len] != ' ')
+				len++;
+			if (!len || !(d = strndup(at, len)))
+				continue;
+			for (char *p = d; *p; p++)
+				*p = (char)tolower((unsigned char)*p);
+			for (size_t j = 0; j < n && d; j++)
+				if (strcmp(from[j], d) == 0) {
+					free(d);
+					d = NULL;
+				}
+			if (d && n < max)
+				from[n++] = d;
+			else
+				free(d);
+		}
+	return n;
+}
 
 static void
 print_text(const struct dnscheck_opts *o, const struct dnscheck_report *r,
@@ -82,7 +123,8 @@ cli_check_dns(const char *path, int argc, char **argv)
 	struct dns_client *dc = NULL;
 	struct conf *c = NULL;
 	const char *server, *t;
-	char err[512];
+	char err[512], *from[MAX_FROM];
+	size_t nfrom = 0;
 	long timeout_ms = 5000;
 	int rc;
 
@@ -117,6 +159,9 @@ cli_check_dns(const char *path, int argc, char **argv)
 	o.tls = c->mail.tls;
 	o.transport = c->mail.kind == CONF_MAILDIR ? DNSCHECK_T_MAILDIR :
 	    c->mail.kind == CONF_SMTP ? DNSCHECK_T_RELAY : DNSCHECK_T_MX;
+	nfrom = from_domains(c, from, MAX_FROM);
+	o.from = (const char *const *)from;
+	o.nfrom = nfrom;
 	server = cli_arg(&a, "server");
 	if (!server || !*server)
 		server = c->mail.nameserver;
@@ -142,6 +187,8 @@ cli_check_dns(const char *path, int argc, char **argv)
 		print_text(&o, r, dns_client_server(dc));
 	rc = r->count[DNSCHECK_FAIL] || r->count[DNSCHECK_ERROR] ? 1 : 0;
 out:
+	for (size_t i = 0; i < nfrom; i++)
+		free(from[i]);
 	free(r);
 	dns_client_free(dc);
 	conf_free(c);

@@ -91,6 +91,33 @@ fix(struct dnscheck_item *it, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* ---- the From domain --------------------------------------------------------------- */
+
+static void
+check_from(struct state *s)
+{
+	const char *d = s->o->domain;
+	struct buf others = BUF_INIT;
+	struct dnscheck_item *it;
+
+	if (s->o->nfrom == 0)
+		return;
+	for (size_t i = 0; i < s->o->nfrom; i++) {
+		if (strcasecmp(s->o->from[i], d) == 0) {
+			add(s, "from", DNSCHECK_PASS, "the configuration sends from %s "
+			    "(a campaign or notification's from)", d);
+			buf_free(&others);
+			return;
+		}
+		buf_printf(&others, "%s%s", i ? ", " : "", s->o->from[i]);
+	}
+	it = add(s, "from", DNSCHECK_WARN, "no campaign or notification sends "
+	    "from %s; they send from %s", d, buf_str(&others));
+	fix(it, "check the domain your mail says it is from: leadcast "
+	    "check-dns %s", s->o->from[0]);
+	buf_free(&others);
+}
+
 /* ---- MX -------------------------------------------------------------------------- */
 
 static void
@@ -825,6 +852,7 @@ dnscheck_run(struct dns_client *c, const struct dnscheck_opts *o,
 	s.r = r;
 	s.envdom = o->envelope_domain && *o->envelope_domain ?
 	    o->envelope_domain : o->domain;
+	check_from(&s);
 	check_mx(&s);
 	check_spf(&s);
 	check_dkim(&s);

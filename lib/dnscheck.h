@@ -30,8 +30,8 @@ const char *dnscheck_status_name(enum dnscheck_status s);
 #define DNSCHECK_MAX_ITEMS 40
 
 struct dnscheck_item {
-	char check[24];         /* "mx", "spf", "dkim", "dmarc", "alignment",
-	                         * "ptr", "bulk.spf", "bulk.dkim", ... */
+	char check[24];         /* "from", "mx", "spf", "dkim", "dmarc",
+	                         * "alignment", "ptr", "bulk.spf", ... */
 	enum dnscheck_status status;
 	char summary[768];      /* what was found */
 	char fix[1024];         /* what to do about it; "" when nothing */
@@ -59,6 +59,11 @@ struct dnscheck_opts {
 	const char *tls;                /* mail.tls: required, opportunistic,
 	                                 * none */
 	enum dnscheck_transport transport;
+	/* the From domains the campaigns and notifications send from (those
+	 * not made by a template), to say whether domain is one of them;
+	 * nfrom 0: no "from" line */
+	const char *const *from;
+	size_t nfrom;
 };
 
 /*

@@ -48,10 +48,14 @@ def world():
     tmp = harness.TempDir("dns")
     keys = tmp.sub("keys", mode=0o700)
     conf = os.path.join(tmp.path, "leadcast.conf")
-    base = ('state_dir = "var"\ntemplates = "%s/templates"\n'
+    # one campaign, sending from good.test (the "from" line)
+    write_templates(tmp)
+    write_campaign(tmp, "camp", "news", lists=["news"],
+                   **{"from": "Good News <news@Good.test>"})
+    base = ('state_dir = "var"\ntemplates = "tpl"\ncampaigns = "camp"\n'
+            'list "news" { }\n'
             'http {\n\tpublic_url = "https://news.good.test"\n}\n'
-            'mail {\n\ttransport = "mx"\n\ttls = required\n}\n'
-            % harness.SRCDIR)
+            'mail {\n\ttransport = "mx"\n\ttls = required\n}\n')
     dkim = ""
     recs = {}
     # RSA keys where the test looks at them, quick Ed25519 ones elsewhere
@@ -125,7 +129,7 @@ def statuses(by):
 def test_good_domain_passes_everything(world):
     rc, doc, by, _ = check(world, "good.test", "--ip", IP)
     assert statuses(by) == {k: "pass" for k in (
-        "mx", "spf", "dkim", "dmarc", "alignment", "ptr", "bulk.spf",
+        "from", "mx", "spf", "dkim", "dmarc", "alignment", "ptr", "bulk.spf",
         "bulk.dkim", "bulk.dmarc", "bulk.alignment", "bulk.ptr",
         "bulk.unsubscribe", "bulk.tls")}, doc
     assert rc == 0 and doc["ok"] is True
@@ -143,7 +147,7 @@ def test_good_domain_passes_everything(world):
                     "--server", world["nsd"].addr)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS  dkim" in r.stdout
-    assert "13 pass, 0 warn, 0 fail, 0 could not run" in r.stdout
+    assert "14 pass, 0 warn, 0 fail, 0 could not run" in r.stdout
 
 
 def test_without_ip_warns_but_passes(world):
@@ -211,6 +215,9 @@ def test_two_spf_records(world):
 def test_missing_dmarc(world):
     rc, doc, by, _ = check(world, "nodmarc.test", "--ip", IP)
     assert rc == 1
+    # the campaign sends from good.test, not from this domain
+    assert by["from"]["status"] == "warn"
+    assert "they send from good.test" in by["from"]["summary"]
     assert by["dmarc"]["status"] == "fail"
     assert "no DMARC record at _dmarc.nodmarc.test" in by["dmarc"]["summary"]
     assert "v=DMARC1; p=none" in by["dmarc"]["fix"]
@@ -282,7 +289,8 @@ def test_dead_server(world):
     for c in ("mx", "spf", "dkim", "dmarc", "ptr"):
         assert by[c]["status"] == "error", by[c]
         assert "could not run" in by[c]["summary"]
-    assert doc["counts"]["pass"] == 2   # unsubscribe and TLS: no DNS
+    # from, unsubscribe and TLS need no DNS
+    assert doc["counts"]["pass"] == 3, doc
     assert took < 10, took
 
 
