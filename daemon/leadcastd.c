@@ -503,6 +503,7 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 	core_routes_register(d);
 	track_routes_register(d);
 	track_report_register(d);
+	forward_routes_register(d);
 	campaign_routes_register(d);
 	list_routes_register(d);
 	form_routes_register(d);

@@ -885,8 +885,8 @@ thread_conf(evutil_socket_t fd, short what, void *arg)
 	free(s);
 }
 
-static int
-limiter_key(unsigned char key[16])
+int
+track_random_key(unsigned char key[16])
 {
 	char hex[33];
 
@@ -932,7 +932,7 @@ track_new(struct lc_daemon *d, char *err, size_t n)
 	    !(t->links = linktab_new((size_t)c->track.links)) ||
 	    !(t->spool = spool_new(path)) ||
 	    !(t->scratch = calloc(t->scratch_n, sizeof(*t->scratch))) ||
-	    limiter_key(key) < 0 ||
+	    track_random_key(key) < 0 ||
 	    !(t->lim = form_limiter_new(LIMITER_SLOTS, key))) {
 		snprintf(err, n, "out of memory for tracking");
 		track_free(t);

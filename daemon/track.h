@@ -65,6 +65,12 @@ typedef void track_miss_fn(void *arg, int found);
 int track_ctx_link_miss(struct track_ctx *c, uint64_t link, track_miss_fn *cb,
     void *arg);
 
+/* 16 random bytes, the secret key of a rate limiter's hash. 0 or -1. */
+int track_random_key(unsigned char key[16]);
+
+/* forward_routes.c: GET and POST /fw/{token}, forward to a friend. */
+void forward_routes_register(struct lc_daemon *d);
+
 /* track_report.c: GET /api/v1/reports/campaigns. */
 void track_report_register(struct lc_daemon *d);
 

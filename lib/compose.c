@@ -253,6 +253,13 @@ compose_message(const struct compose_spec *s, uint64_t delivery_id,
 	snprintf(url, sizeof(url), "%s/u/%s", s->public_url, tok);
 	if (s->bulk)
 		json_object_set_new(ctx, "unsubscribe_url", json_string(url));
+	if (s->bulk) {          /* forward to a friend (forward_routes.c) */
+		token_sign(s->key, 'f', delivery_id, 0, tok);
+		snprintf(url, sizeof(url), "%s/fw/%s", s->public_url, tok);
+		json_object_set_new(ctx, "forward_url", json_string(url));
+		token_sign(s->key, 'u', delivery_id, 0, tok);
+		snprintf(url, sizeof(url), "%s/u/%s", s->public_url, tok);
+	}
 	json_object_set_new(ctx, "campaign_name", json_string(s->name));
 	json_object_set_new(ctx, "email", json_string(rcpt));
 	if (render_line(s, s->from, ctx, from, sizeof(from)) < 0 ||

@@ -496,6 +496,7 @@ static const struct conf_key track_keys[] = {
 	{ "cookie_max_age", CONF_DURATION, T(cookie_max_age_ms), "365d", 0,
 	  3LL * 365 * 86400000, NULL, 0 },
 	{ "hot_pages", CONF_STRLIST, T(hot_pages), "", 0, 0, NULL, 0 },
+	{ "forward_rate", CONF_STR, T(forward_rate), "5/h", 0, 0, NULL, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef T
@@ -548,6 +549,10 @@ check_track(struct conf *c, struct cfgfile_node *sec,
 			    "\"pricing=*/pricing*\" (NAME: a-z 0-9 _ -, up to 47)",
 			    v);
 	}
+	if (form_parse_rate(t->forward_rate, &t->forward_count,
+	    &t->forward_period_ms) < 0)
+		cfgfile_error(errs, at_key(sec, "forward_rate", &file),
+		    "track.forward_rate: expected COUNT/PERIOD like 5/h, or none");
 	if (form_parse_rate(t->rate, &t->rate_count, &t->rate_period_ms) < 0)
 		cfgfile_error(errs, at_key(sec, "rate", &file), "track.rate: "
 		    "expected COUNT/PERIOD like 600/m, or none");

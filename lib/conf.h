@@ -60,8 +60,10 @@ struct conf_track {
 	char *cookie_domain;            /* Domain= of the lc cookie; "" host */
 	long cookie_max_age_ms;
 	struct conf_strlist hot_pages;  /* "NAME=GLOB" on the page URL */
+	char *forward_rate;             /* forwards per address and message */
 	/* derived */
 	long rate_count, rate_period_ms;        /* 0, 0: no limit */
+	long forward_count, forward_period_ms;
 	struct botclass *bots;
 };
 

@@ -108,12 +108,22 @@ def trk():
     mt.routing_dir(tmp, ROUTING, SCORING)
     outbox = tmp.sub("outbox", owner_daemon=True)
     tport = harness.free_port()
-    d = harness.Daemon(tmp, name="trk", extra_lines=[
+    mt.write_file(os.path.join(tmp.path, "tpl", "fw", "main.html.mustache"),
+                  "<p>Hello {{first_name}}{{^first_name}}there{{/first_name}}"
+                  "</p><p><a href=\"{{forward_url}}\" data-notrack>Forward"
+                  "</a></p>")
+    mt.write_file(os.path.join(tmp.path, "camp", "fwd.conf"),
+                  mt.campaign_text(**{"from": "News <news@example.com>",
+                                      "subject": "The fwd news",
+                                      "html": "fw/main.html",
+                                      "lists": ["fwlist"]}))
+    d = harness.Daemon(tmp, name="trk", top={"campaigns": "camp"},
+                       extra_lines=['list "fwlist" { }',
         "mail {", '\ttransport = "maildir:%s"' % outbox, "}"] + track_lines(
         tport, rate=harness.Raw('"10/m"'),
         machine_networks=["127.0.0.9"], scanner_delay=harness.Raw("3s"),
         settle=harness.Raw("200ms"), sites=["site.example"],
-        hot_pages=["pricing=*/pricing*"]))
+        hot_pages=["pricing=*/pricing*"], forward_rate="2/h"))
     d.tport = tport
     d.outbox = mt.Maildir(outbox)
     try:
@@ -460,3 +470,56 @@ def test_web_visits(trk):
     # scored: two clicks (10 each) and the pricing page (7)
     wait_until(lambda: one(d, "SELECT score FROM leads WHERE id = %s" %
                            lead) == "27", 10, what="visits scored")
+
+
+def test_forward_to_a_friend(trk):
+    """/fw/TOKEN: a form; a post sends the friend one copy through the
+    sender (not subscribing them), records a forward on the reader's
+    message; suppressed addresses get nothing; posts are rate-limited."""
+    d, key = trk, trk.key
+    lead = one(d, "INSERT INTO leads (email, first_name) VALUES "
+               "('reader@example.com', 'Rita') RETURNING id")
+    cid = one(d, "INSERT INTO campaigns (name, status) VALUES ('fwd', "
+              "'done') ON CONFLICT (name) DO UPDATE SET status = 'done' "
+              "RETURNING id")
+    did = int(one(d, "INSERT INTO deliveries (campaign_id, lead_id, email, "
+                  "status, sent_at) VALUES (%s, %s, 'reader@example.com', "
+                  "'sent', now() - interval '1 hour') RETURNING id" %
+                  (cid, lead)))
+    ftok = mt.url_token(key, "f", did)
+    r = d.get("/fw/" + ftok)
+    assert r.status == 200 and "<form" in r.text and 'name="to"' in r.text
+    assert d.get("/fw/" + mt.tamper(ftok)).status == 404
+    assert d.get("/fw/" + mt.url_token(key, "u", did)).status == 404
+
+    def post(to):
+        return d.request("POST", "/fw/" + ftok, body=("to=" + to).encode(),
+                         headers={"Content-Type":
+                                  "application/x-www-form-urlencoded"})
+    assert post("not-an-address").status == 400
+    d.psql("INSERT INTO suppressions (email, reason) VALUES "
+           "('blocked@example.org', 'complaint')")
+    r = post("friend%40example.org")
+    assert r.status == 200 and "on its way" in r.text, r
+    r = post("blocked%40example.org")
+    assert r.status == 200          # says nothing about why
+    r = post("third%40example.org")
+    assert r.status == 429          # forward_rate = 2/h per message
+    wait_until(lambda: one(d, "SELECT count(*) FROM events WHERE type = "
+                       "'forward' AND delivery_id = %d" % did) == "1", 10,
+               what="the forward event")
+
+    def sent_to(addr):
+        return d.psql("SELECT count(*) FROM deliveries WHERE email = '%s' "
+                      "AND status = 'sent'" % addr)
+    wait_until(lambda: sent_to("friend@example.org") == "1", 20,
+               what="the copy sent")
+    assert sent_to("blocked@example.org") == "0"
+    assert sent_to("third@example.org") == "0"
+    # the friend is subscribed to nothing, and is not a lead
+    assert one(d, "SELECT count(*) FROM leads WHERE email = "
+               "'friend@example.org'") == "0"
+    # the report counts it
+    r = d.get("/api/v1/reports/campaigns?campaigns=fwd", token=d.token)
+    assert r.json()["campaigns"][0]["forwards"] == 1
+    assert r.json()["campaigns"][0]["recipients"] == 1     # not the copy
