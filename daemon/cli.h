@@ -94,5 +94,7 @@ int cli_report(const char *path, int argc, char **argv);
 int cli_check_dns(const char *path, int argc, char **argv);
 /* leadcast bounces review|test ... (cli_bounces.c) */
 int cli_bounces(const char *path, int argc, char **argv);
+/* leadcast drip ... (cli_drip.c) */
+int cli_drip(const char *path, int argc, char **argv);
 
 #endif

@@ -30,6 +30,8 @@ struct router;
 struct smsd;
 struct track;
 struct bounced;
+struct dripd;
+struct campaign_def;
 struct httpd_req;
 struct route_conf;
 struct campaign_def;
@@ -55,6 +57,7 @@ struct lc_daemon {
 	struct smsd *sms;               /* sms.c: the SMS engine */
 	struct track *track;            /* track.c: hits, threads, spool */
 	struct bounced *bounces;        /* bounces.c: the bounce reader */
+	struct dripd *drip;             /* drip.c: the drip engine */
 	char conninfo[2048];            /* of the database, for more sessions */
 	int embedded;
 	struct pgembed pg;
@@ -307,6 +310,21 @@ void bounces_conf_changed(struct bounced *b);
 int bounces_idle(struct bounced *b);
 void bounces_stop(struct bounced *b);
 void bounces_free(struct bounced *b);
+/*
+ * drip.c: the drip engine (see the top of drip.c) and /api/v1/drips....
+ * drip_email_def: the definition of a drip email step's campaign
+ * ("drip/NAME/VERSION/STEP"), or NULL; thread-safe (the sender's workers
+ * call it): *ref is a reference to the configuration it lives in, which
+ * the caller releases with conf_unref once done with it.
+ */
+struct dripd *drip_new(struct lc_daemon *d);
+void drip_free(struct dripd *e);
+void drip_routes_register(struct lc_daemon *d);
+/* Definitions may have changed, steps may be due, events may wait. */
+void drip_kick(struct dripd *e);
+int drip_idle(const struct dripd *e);
+const struct campaign_def *drip_email_def(struct dripd *e,
+    const char *campaign, struct conf **ref);
 
 /* Compose and send one copy of campaign `name` to `to` now. */
 int sender_send_test(struct sender *s, const char *name, const char *to,

@@ -36,6 +36,7 @@ usage(FILE *f)
 	    "  campaign list           campaigns and their state\n"
 	    "  campaign start|pause|resume|cancel|status NAME\n"
 	    "  send-test NAME --to ADDRESS   one copy of a campaign, now\n"
+	    "  drip list|status|pause|resume|enroll|exit|move ...   drips\n"
 	    "  subscribers import FILE.csv --list LIST [--unconfirmed]\n"
 	    "                          [--map 'Column=field,...']\n"
 	    "  subscribers export --list LIST [--status S] [--out FILE.csv]\n"
@@ -571,6 +572,8 @@ main(int argc, char **argv)
 		return cli_check_dns(path, argc - optind, argv + optind);
 	if (!strcmp(cmd, "bounces"))
 		return cli_bounces(path, argc - optind, argv + optind);
+	if (!strcmp(cmd, "drip") || !strcmp(cmd, "drips"))
+		return cli_drip(path, argc - optind, argv + optind);
 	/* the command's own words and options, in any order */
 	for (; optind < argc; optind++) {
 		const char *a = argv[optind];

@@ -93,6 +93,7 @@ on_node_registered(void *arg, const PGresult *res, const char *err)
 	d->node_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	log_info("registered as node %lld", d->node_id);
 	sender_node_ready(d->sender);
+	drip_kick(d->drip);
 }
 
 static void
@@ -282,6 +283,7 @@ daemon_reload(struct lc_daemon *d)
 	lists_sync(d);
 	router_conf_changed(d->router);
 	bounces_conf_changed(d->bounces);
+	drip_kick(d->drip);
 	d->reload_ok = 1;
 	metric_add(metrics_counter("leadcast_config_reloads_total",
 	    "Configuration reloads.", "result=\"ok\""), 1);
@@ -299,6 +301,7 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 	    sender_idle(d->sender) && router_idle(d->router) &&
 	    sms_idle(d->sms) && track_idle(d->track) &&
 	    bounces_idle(d->bounces) &&
+	    drip_idle(d->drip) &&
 	    (daemon_db_pending(d) == 0 ||
 	    db_state(d->db) != DB_READY);
 
@@ -521,6 +524,11 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 		snprintf(err, sizeof(err), "cannot start the bounce reader");
 		goto fail_pg;
 	}
+	if (!(d->drip = drip_new(d))) {
+		snprintf(err, sizeof(err), "cannot start the drip engine");
+		goto fail_pg;
+	}
+	drip_routes_register(d);
 	apply_conf(d, c);
 	if (track_start(d->track, err, sizeof(err)) < 0)
 		goto fail_pg;
@@ -599,6 +607,7 @@ main(int argc, char **argv)
 	bounces_stop(d->bounces);
 	workq_free(d->workq);
 	track_free(d->track);   /* spools what the database did not take */
+	drip_free(d->drip);
 	sms_free(d->sms);
 	router_free(d->router);
 	sender_free(d->sender);

@@ -505,6 +505,7 @@ relay_of(const struct conf_mail *mc)
 /* What composing the items of one batch shares (worker thread). */
 struct composer {
 	struct batch *b;
+	struct conf *drip_conf;         /* holds a drip step's def alive */
 	const struct campaign_def *def;
 	uint64_t def_id;
 	struct compose_spec sp;
@@ -554,9 +555,15 @@ compose_item(struct composer *c, struct item *it, struct compose_out *out)
 		int notify = !strncmp(it->campaign, "notify/", 7);
 
 		c->def_id = it->campaign_id;
-		c->def = notify ? campaign_find(b->conf->notifications,
-		    it->campaign + 7) : campaign_find(b->conf->campaigns,
-		    it->campaign);
+		conf_unref(c->drip_conf);
+		c->drip_conf = NULL;
+		if (!strncmp(it->campaign, "drip/", 5))
+			c->def = drip_email_def(b->s->d->drip, it->campaign,
+			    &c->drip_conf);
+		else
+			c->def = notify ? campaign_find(b->conf->notifications,
+			    it->campaign + 7) : campaign_find(b->conf->campaigns,
+			    it->campaign);
 		c->sa.s = b->s;
 		c->sa.campaign_id = c->def_id;
 		if (c->def)
@@ -567,6 +574,11 @@ compose_item(struct composer *c, struct item *it, struct compose_out *out)
 		it->status = "deferred";
 		snprintf(it->text, sizeof(it->text), "campaign %s is not "
 		    "in the configuration", it->campaign);
+		/* a drip's versions are being loaded (a start, another
+		 * node's new version): soon, and not counted as an attempt
+		 * (for ten minutes; then retried and given up as usual) */
+		if (!strncmp(it->campaign, "drip/", 5) && it->age_s < 600)
+			it->retry_s = 2;
 		return 0;
 	}
 	compose_out_reset(out);
@@ -682,18 +694,15 @@ out:
  * maildirs take each message as it is made; mx needs them all first, to
  * sort them by recipient domain. */
 static void
-batch_work(void *arg)
+batch_compose_send(struct composer *cp)
 {
-	struct batch *b = arg;
+	struct batch *b = cp->b;
 	const struct conf_mail *mc = &b->conf->mail;
-	struct composer c;
 	struct item **todo;
 	size_t ntodo = 0;
 
-	memset(&c, 0, sizeof(c));
-	c.b = b;
 	if (mc->kind == CONF_SMTP) {
-		relay_batch(&c);
+		relay_batch(cp);
 		return;
 	}
 	if (mc->kind == CONF_MAILDIR) {
@@ -701,7 +710,7 @@ batch_work(void *arg)
 
 		memset(&out, 0, sizeof(out));
 		for (size_t i = 0; i < b->n; i++)
-			if (compose_item(&c, &b->items[i], &out))
+			if (compose_item(cp, &b->items[i], &out))
 				maildir_item(mc, &b->items[i], &out);
 		compose_out_free(&out);
 		return;
@@ -712,7 +721,7 @@ batch_work(void *arg)
 		return;
 	}
 	for (size_t i = 0; i < b->n; i++)
-		if (compose_item(&c, &b->items[i], &b->items[i].out))
+		if (compose_item(cp, &b->items[i], &b->items[i].out))
 			todo[ntodo++] = &b->items[i];
 	if (ntodo)
 		mx_send(b, todo, ntodo);
@@ -720,6 +729,17 @@ batch_work(void *arg)
 	/* the composed text is not needed on the loop */
 	for (size_t i = 0; i < b->n; i++)
 		buf_free(&b->items[i].out.msg);
+}
+
+static void
+batch_work(void *arg)
+{
+	struct composer c;
+
+	memset(&c, 0, sizeof(c));
+	c.b = arg;
+	batch_compose_send(&c);
+	conf_unref(c.drip_conf);
 }
 
 static void sender_claim(struct sender *s);
@@ -1379,11 +1399,17 @@ on_dead_nodes(void *arg, const PGresult *res, const char *err)
 		    "now() WHERE id = ANY($1::bigint[]) RETURNING id), "
 		    "t AS (UPDATE sms SET lease_until = now() - interval "
 		    "'1 second' WHERE status = 'sending' AND node_id IN "
-		    "(SELECT id FROM n)) "
+		    "(SELECT id FROM n)), "
+		    "de AS (UPDATE drip_enrollments SET lease_until = NULL "
+		    "WHERE lease_until IS NOT NULL AND node_id IN (SELECT id "
+		    "FROM n)), "
+		    "di AS (UPDATE drip_inbox SET lease_until = NULL WHERE "
+		    "lease_until IS NOT NULL AND node_id IN (SELECT id FROM n)) "
 		    "UPDATE deliveries SET lease_until = now() - interval "
 		    "'1 second' WHERE status = 'sending' AND node_id IN "
 		    "(SELECT id FROM n)", 1, p, NULL, NULL);
 		sender_kick(s);
+		drip_kick(s->d->drip);
 	}
 	buf_free(&ids);
 }

@@ -274,38 +274,58 @@ check_field(void *arg, const char *name)
 	fc->bad = 1;
 }
 
+/*
+ * Bind and check the campaign keys of section root (filepos: where the
+ * section is). mode 0: a newsletter, 1: a notification, 2: a drip's email
+ * step (sent to one lead at a time like a notification, with list headers
+ * like a newsletter; from and reply_to default to dfrom and dreply).
+ * Unknown keys are left for the caller to report.
+ */
 static struct campaign_def *
-load_one(const char *path, const char *name, const struct tmpl_set *templates,
-    int notification, struct cfgfile_errors *errs)
+load_section(struct cfgfile_node *root, const struct cfgfile_pos *filepos,
+    const char *path, const char *name, const struct tmpl_set *templates,
+    int mode, const char *dfrom, const char *dreply,
+    struct cfgfile_errors *errs)
 {
-	struct cfgfile_tree tree;
-	struct cfgfile_pos file = { NULL, 0, 0 };
+	struct cfgfile_pos file = *filepos;
 	struct campaign_def *c = calloc(1, sizeof(*c));
 	struct cond_error ce;
 	char err[256];
+	int notification = mode != 0;
 
 	if (!c || !(c->name = strdup(name)) || !(c->file = strdup(path))) {
 		def_free(c);
 		return NULL;
 	}
-	cfgfile_parse(path, &tree, errs);
-	file.file = tree.nfiles ? tree.files[0] : path;
-#define AT(k) pos_of(tree.root, k, &file)
-	conf_bind(campaign_keys, tree.root, c, NULL, errs);
-	conf_check_unknown(tree.root, errs);
+#define AT(k) pos_of(root, k, &file)
+	conf_bind(campaign_keys, root, c, NULL, errs);
+	if (mode == 2 && !*c->from_src && dfrom && *dfrom) {
+		free(c->from_src);
+		c->from_src = strdup(dfrom);
+	}
+	if (mode == 2 && !*c->reply_to_src && dreply && *dreply) {
+		free(c->reply_to_src);
+		c->reply_to_src = strdup(dreply);
+	}
+	if (!c->from_src || !c->reply_to_src) {
+		def_free(c);
+		return NULL;
+	}
 	c->sms = c->channel_src && strcmp(c->channel_src, "sms") == 0;
 	if (c->sms) {
 		static const char *const email_only[] = { "from", "reply_to",
 			"subject", "preheader", "html", "rate", NULL };
 
 		for (const char *const *k = email_only; *k; k++)
-			if (node_of(tree.root, *k))
+			if (node_of(root, *k))
 				cfgfile_error(errs, AT(*k), "%s: an SMS campaign "
 				    "has no %s (it has a text template and goes "
 				    "at its gateway's rate)", *k, *k);
 		if (notification)
-			cfgfile_error(errs, AT("channel"), "channel: "
-			    "notifications are emails");
+			cfgfile_error(errs, AT("channel"), "channel: %s",
+			    mode == 2 ? "a drip's email step is an email (an "
+			    "SMS step is type = sms)" : "notifications are "
+			    "emails");
 		if (!*c->text_name)
 			cfgfile_error(errs, &file, "text: name the SMS template, "
 			    "e.g. text = \"sms/spring-sale\"");
@@ -320,7 +340,7 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 			"time_zone", "gateway", "max_segments", NULL };
 
 		for (const char *const *k = sms_only; *k; k++)
-			if (node_of(tree.root, *k))
+			if (node_of(root, *k))
 				cfgfile_error(errs, AT(*k), "%s: only SMS "
 				    "campaigns (channel = sms) have it", *k);
 		if (!*c->from_src)
@@ -333,14 +353,16 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 			cfgfile_error(errs, &file, "html or text: name at least "
 			    "one template");
 	}
-	c->notification = notification;
+	c->notification = mode == 1;
 	c->lists_pos = *AT("lists");
 	c->lists_pos.file = NULL;
 	if (notification) {
 		if (c->lists.n || *c->audience_src ||
 		    strcmp(c->schedule_src, "manual") != 0)
 			cfgfile_error(errs, AT(c->lists.n ? "lists" :
-			    *c->audience_src ? "audience" : "schedule"),
+			    *c->audience_src ? "audience" : "schedule"), "%s",
+			    mode == 2 ? "a drip step goes to one lead at a "
+			    "time: lists, audience and schedule do not apply" :
 			    "notifications go to one address at a time: lists, "
 			    "audience and schedule do not apply");
 	} else if (c->lists.n == 0 && !c->sms) {
@@ -351,10 +373,10 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 		check_address("from", c->from_src, AT("from"), errs);
 	if (*c->reply_to_src)
 		check_address("reply_to", c->reply_to_src, AT("reply_to"), errs);
-	c->from = header_tmpl(tree.root, "from", c->from_src, errs);
-	c->reply_to = header_tmpl(tree.root, "reply_to", c->reply_to_src, errs);
-	c->subject = header_tmpl(tree.root, "subject", c->subject_src, errs);
-	c->preheader = header_tmpl(tree.root, "preheader", c->preheader_src,
+	c->from = header_tmpl(root, "from", c->from_src, errs);
+	c->reply_to = header_tmpl(root, "reply_to", c->reply_to_src, errs);
+	c->subject = header_tmpl(root, "subject", c->subject_src, errs);
+	c->preheader = header_tmpl(root, "preheader", c->preheader_src,
 	    errs);
 	if (*c->html_name && !(c->html = tmpl_set_get(templates, c->html_name)))
 		cfgfile_error(errs, AT("html"), "html: no template '%s' (a file "
@@ -370,7 +392,7 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 
 		cond_fields(c->audience, check_field, &fc);
 	} else if (*c->audience_src) {
-		struct cfgfile_node *an = node_of(tree.root, "audience");
+		struct cfgfile_node *an = node_of(root, "audience");
 		struct cfgfile_pos p = an ? cfgfile_value_pos(an,
 		    (size_t)ce.offset) : file;
 
@@ -382,8 +404,51 @@ load_one(const char *path, const char *name, const struct tmpl_set *templates,
 		cfgfile_error(errs, AT("schedule"), "schedule: %s (or manual)",
 		    err);
 #undef AT
+	return c;
+}
+
+static struct campaign_def *
+load_one(const char *path, const char *name, const struct tmpl_set *templates,
+    int notification, struct cfgfile_errors *errs)
+{
+	struct cfgfile_tree tree;
+	struct cfgfile_pos file = { NULL, 0, 0 };
+	struct campaign_def *c;
+
+	cfgfile_parse(path, &tree, errs);
+	file.file = tree.nfiles ? tree.files[0] : path;
+	c = load_section(tree.root, &file, path, name, templates,
+	    notification, NULL, NULL, errs);
+	conf_check_unknown(tree.root, errs);
 	cfgfile_tree_free(&tree);
 	return c;
+}
+
+struct campaign_def *
+campaign_load_step(struct cfgfile_node *sec, const char *file,
+    const char *name, const struct tmpl_set *templates, const char *from,
+    const char *reply_to, struct cfgfile_errors *errs)
+{
+	return load_section(sec, &sec->pos, file, name, templates, 2, from,
+	    reply_to, errs);
+}
+
+void
+campaign_def_free(struct campaign_def *c)
+{
+	def_free(c);
+}
+
+int
+campaign_def_rename(struct campaign_def *c, const char *name)
+{
+	char *n = strdup(name);
+
+	if (!n)
+		return -1;
+	free(c->name);
+	c->name = n;
+	return 0;
 }
 
 static int

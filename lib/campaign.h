@@ -72,6 +72,19 @@ int campaign_load_notifications(const char *dir,
     const struct tmpl_set *templates, struct campaign_set *out,
     struct cfgfile_errors *errs);
 void campaign_set_free(struct campaign_set *s);
+/*
+ * A drip's email step (drip.c): the campaign keys of section sec (from,
+ * reply_to, subject, preheader, html, text), from and reply_to defaulting
+ * to the drip's; checked like a notification. Keys other than those are
+ * left unused for the caller to check. NULL on ENOMEM; errors go to errs.
+ * Free with campaign_def_free.
+ */
+struct campaign_def *campaign_load_step(struct cfgfile_node *sec,
+    const char *file, const char *name, const struct tmpl_set *templates,
+    const char *from, const char *reply_to, struct cfgfile_errors *errs);
+void campaign_def_free(struct campaign_def *c);
+/* Change c's name (before sharing it). 0, or -1 on ENOMEM. */
+int campaign_def_rename(struct campaign_def *c, const char *name);
 const struct campaign_def *campaign_find(const struct campaign_set *s,
     const char *name);
 

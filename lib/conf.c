@@ -5,6 +5,7 @@
 #include "log.h"
 #include "botclass.h"
 #include "campaign.h"
+#include "drip.h"
 #include "dkim.h"
 #include "form.h"
 #include "mime.h"
@@ -445,6 +446,7 @@ static const struct conf_key main_keys[] = {
 	{ "notifications", CONF_PATH, C(notifications_dir), "notifications", 0,
 	  0, NULL, 0 },
 	{ "forms", CONF_PATH, C(forms_dir), "forms", 0, 0, NULL, 0 },
+	{ "drips", CONF_PATH, C(drips_dir), "drips", 0, 0, NULL, 0 },
 	{ "routing", CONF_PATH, C(routing_path), "", 0, 0, NULL, 0 },
 	{ "scoring", CONF_PATH, C(scoring_path), "", 0, 0, NULL, 0 },
 	{ "sms", CONF_PATH, C(sms_path), "", 0, 0, NULL, 0 },
@@ -1145,6 +1147,45 @@ check_sms(struct conf *c, struct cfgfile_errors *errs)
 /* Campaigns name declared lists; double opt-in lists name a notification;
  * routing notifies reps with the notification "offer"; scoring thresholds
  * route to teams of routing.conf. */
+/* Drips name teams (route steps, routed triggers) and lists (list
+ * triggers) declared elsewhere. */
+static void
+check_drips(struct conf *c, struct cfgfile_errors *errs)
+{
+	for (size_t i = 0; c->drips && i < c->drips->n; i++) {
+		const struct drip_def *d = c->drips->v[i];
+		struct cfgfile_pos p = { d->file, 0, 0 };
+
+		for (size_t k = 0; k < d->nsteps; k++) {
+			const struct drip_step *s = &d->steps[k];
+
+			if (s->kind != DRIP_ROUTE)
+				continue;
+			if (!c->routing)
+				cfgfile_error(errs, &s->pos, "step \"%s\": routing "
+				    "to team '%s' needs routing.conf", s->name,
+				    s->team);
+			else if (!route_team_find(c->routing, s->team))
+				cfgfile_error(errs, &s->pos, "step \"%s\": no team "
+				    "'%s' in %s", s->name, s->team,
+				    c->routing_path);
+		}
+		for (size_t k = 0; k < d->ntriggers; k++) {
+			const struct drip_trigger *t = &d->triggers[k];
+
+			if (t->type == DRIP_T_LIST && !conf_list_find(c, t->arg))
+				cfgfile_error(errs, &p, "trigger \"list\": '%s' is "
+				    "not declared: add list \"%s\" { } to %s",
+				    t->arg, t->arg, c->path);
+			if (t->type == DRIP_T_ROUTED && *t->arg && (!c->routing ||
+			    !route_team_find(c->routing, t->arg)))
+				cfgfile_error(errs, &p, "trigger \"routed\": no "
+				    "team '%s'%s", t->arg, c->routing ? "" :
+				    " (there is no routing.conf)");
+		}
+	}
+}
+
 static void
 check_references(struct conf *c, struct cfgfile_errors *errs)
 {
@@ -1193,6 +1234,7 @@ check_references(struct conf *c, struct cfgfile_errors *errs)
 	}
 	if (c->sms)
 		check_sms(c, errs);
+	check_drips(c, errs);
 	if (c->scoring) {
 		size_t n;
 		const struct score_threshold *t = score_thresholds(c->scoring, &n);
@@ -1360,6 +1402,10 @@ conf_load(const char *path, struct cfgfile_errors *errs)
 		    sizeof(*c->forms))) != NULL)
 			form_load_dir(c->forms_dir, c->templates, c, c->forms,
 			    errs);
+		if (errs->n == before && (c->drips = calloc(1,
+		    sizeof(*c->drips))) != NULL)
+			drip_load_dir(c->drips_dir, c->templates,
+			    c->notifications, c->drips, errs);
 		if (errs->n == before)
 			load_routing(c, errs);
 		if (errs->n == before)
@@ -1408,6 +1454,10 @@ conf_unref(struct conf *c)
 	if (c->notifications) {
 		campaign_set_free(c->notifications);
 		free(c->notifications);
+	}
+	if (c->drips) {
+		drip_set_free(c->drips);
+		free(c->drips);
 	}
 	if (c->forms) {
 		form_set_free(c->forms);

@@ -21,6 +21,7 @@ struct tmpl_set;
 struct dkim_keys;
 struct campaign_set;
 struct form_set;
+struct drip_set;
 struct route_conf;
 struct score_conf;
 struct smsgw_conf;
@@ -160,6 +161,7 @@ struct conf {
 	char *campaigns_dir;
 	char *notifications_dir;
 	char *forms_dir;                /* conf/forms: NAME.conf per web form */
+	char *drips_dir;                /* conf/drips: NAME.conf per drip */
 	char *routing_path;             /* "" = routing.conf if it exists */
 	char *scoring_path;             /* "" = scoring.conf if it exists */
 	char *sms_path;                 /* "" = sms.conf if it exists */
@@ -175,6 +177,7 @@ struct conf {
 	struct campaign_set *campaigns; /* conf/campaigns/NAME.conf */
 	struct campaign_set *notifications; /* conf/notifications/NAME.conf */
 	struct form_set *forms;         /* conf/forms/NAME.conf */
+	struct drip_set *drips;         /* conf/drips/NAME.conf */
 	struct route_conf *routing;     /* routing.conf, or NULL: no routing */
 	struct score_conf *scoring;     /* scoring.conf, or NULL: no scoring */
 	struct smsgw_conf *sms;         /* sms.conf, or NULL: no SMS */
