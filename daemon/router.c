@@ -1007,7 +1007,9 @@ on_ids(void *arg, const PGresult *res, const char *err)
 	} else {
 		n = (size_t)PQntuples(res);
 		left = r->nids - r->idhead;
-		memmove(r->ids, r->ids + r->idhead, left * sizeof(*r->ids));
+		if (left)       /* r->ids is NULL before the first */
+			memmove(r->ids, r->ids + r->idhead, left *
+			    sizeof(*r->ids));
 		r->idhead = 0;
 		r->nids = left;
 		if (left + n > r->idcap) {
