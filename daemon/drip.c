@@ -62,11 +62,10 @@
 #define INBOX_BATCH     500
 #define LEASE_S         30
 
-/* Only people's opens and clicks count in branches and reports (not mail
- * providers' image proxies or link scanners): events.class once tracking
- * classifies hits. */
-#define DRIP_HUMAN_SQL   "true"
-#define DRIP_HUMAN_SQL_O "true"
+/* Only people's opens and clicks count in branches and reports, not mail
+ * providers' image proxies or link scanners (events.class, 009_tracking). */
+#define DRIP_HUMAN_SQL   "ev.class = 'human'"
+#define DRIP_HUMAN_SQL_O "o.class = 'human'"
 
 /* A version of a definition, for the engine and the sender's workers. */
 struct ver {

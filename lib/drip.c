@@ -1119,8 +1119,12 @@ drip_goal_match(const struct drip_def *d, const char *type,
 		g = DRIP_G_REPLIED;
 	else if (!strcmp(type, "click")) {
 		const char *url = json_string_value(json_object_get(data, "url"));
+		const char *cls = json_string_value(json_object_get(data,
+		    "class"));
 
-		if (!d->goal_link || (url && glob_match(d->goal_link, url)))
+		/* people's clicks only: not link scanners' */
+		if ((!cls || !strcmp(cls, "human")) && (!d->goal_link ||
+		    (url && glob_match(d->goal_link, url))))
 			g = DRIP_G_CLICKED;
 	} else if (!strcmp(type, "status"))
 		g = str_is(data, "to", "qualified") ? DRIP_G_QUALIFIED :

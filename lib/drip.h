@@ -155,7 +155,8 @@ const char *drip_kind_name(enum drip_kind k);
  */
 int drip_trigger_match(const struct drip_def *d, const char *type,
     const json_t *data, const json_t *lead, time_t now);
-/* The goal (DRIP_G_*) an event reaches for an enrollment in d, or 0. */
+/* The goal (DRIP_G_*) an event reaches for an enrollment in d, or 0. A
+ * click counts when data's "class" is absent or "human". */
 unsigned drip_goal_match(const struct drip_def *d, const char *type,
     const json_t *data);
 const char *drip_goal_name(unsigned g);

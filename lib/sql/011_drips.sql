@@ -108,7 +108,8 @@ BEGIN
 		VALUES (NEW.lead_id, NEW.type, coalesce(NEW.data, '{}') ||
 		    CASE WHEN NEW.link_id IS NOT NULL THEN jsonb_build_object(
 		    'url', (SELECT url FROM campaign_links WHERE id = NEW.link_id))
-		    ELSE '{}' END);
+		    ELSE '{}' END || CASE WHEN NEW.class IS NOT NULL THEN
+		    jsonb_build_object('class', NEW.class) ELSE '{}' END);
 		PERFORM pg_notify('leadcast_drip', 'inbox');
 	END IF;
 	RETURN NULL;

@@ -36,6 +36,8 @@ rule "default" { team = "rr" }
 """
 
 FROM = 'from = "Acme <hello@acme.example>"\n'
+BROWSER = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
+           "Gecko) Chrome/120.0 Safari/537.36")
 
 DRIPS = {
     # the whole sequence: captured with source seq
@@ -107,8 +109,11 @@ def drip_daemon(tmp, name="dr", database="embedded", drips=None, mail=None):
     lines = ["mail {", '\ttransport = "maildir:%s"' % outbox]
     for k, v in (mail or {}).items():
         lines.append("\t%s = %s" % (k, v))
+    # tests click at once: no click counts as a scanner's for its speed
     d = harness.Daemon(tmp, name=name, database=database,
-                       extra_lines=lines + ["}", 'list "news" { }'])
+                       extra_lines=lines + ["}", 'list "news" { }',
+                                            "track {", "\tscanner_delay = 0",
+                                            "}"])
     d.outbox = mt.Maildir(outbox)
     return d
 
@@ -236,26 +241,34 @@ def test_whole_sequence(dd):
 
 def test_branches_on_open_and_click(dd):
     d = dd
-    leads = [capture(d, source="br") for _ in range(3)]
+    leads = [capture(d, source="br") for _ in range(4)]
     for lead, _ in leads:
         api(d, "POST", "/api/v1/drips/br/enroll", {"lead": lead}, expect=201)
-    (clicker, ca), (opener, oa), (idle, ia) = leads
-    for addr in (ca, oa, ia):
+    (clicker, ca), (opener, oa), (idle, ia), (scanned, sa) = leads
+    for addr in (ca, oa, ia, sa):
         wait_mail(d, addr, "Offer")
+    # a link scanner fetches the last lead's link: not the lead's click
+    html = html_of(mails(d, sa, "Offer")[0][2])
+    link = re.search(r'href="http://127\.0\.0\.1:\d+(/c/[^"]+)"', html)
+    assert d.request("GET", link.group(1), headers={
+        "User-Agent": "curl/8.0"}).status == 302
     # the clicker clicks the link, the opener loads the pixel
     html = html_of(mails(d, ca, "Offer")[0][2])
     click = re.search(r'href="(http://127\.0\.0\.1:\d+/c/[^"]+)"', html)
     assert click, html
-    r = d.get(click.group(1)[click.group(1).index("/c/"):])
+    ua = {"User-Agent": BROWSER}
+    r = d.request("GET", click.group(1)[click.group(1).index("/c/"):],
+                  headers=ua)
     assert r.status == 302
     html = html_of(mails(d, oa, "Offer")[0][2])
     pixel = re.search(r'src="http://127\.0\.0\.1:\d+(/o/[^"]+)"', html)
     assert pixel, html
-    assert d.get(pixel.group(1)).status == 200
+    assert d.request("GET", pixel.group(1), headers=ua).status == 200
     wait_mail(d, ca, "Hot")
     wait_mail(d, oa, "Warm")
     wait_mail(d, ia, "Cold")
-    for addr, got in ((ca, "Hot"), (oa, "Warm"), (ia, "Cold")):
+    wait_mail(d, sa, "Cold")
+    for addr, got in ((ca, "Hot"), (oa, "Warm"), (ia, "Cold"), (sa, "Cold")):
         subjects = sorted(m[2]["Subject"] for m in mails(d, addr))
         assert subjects == sorted(["Offer", got]), (addr, subjects)
     e = enrollment(d, "br", clicker)

@@ -268,6 +268,10 @@ triggers_and_goals(void **state)
 	data = json_pack("{s:s}", "url", "https://acme.example/blog");
 	assert_int_equal(drip_goal_match(d, "click", data), 0);
 	json_decref(data);
+	data = json_pack("{s:s, s:s}", "url", "https://acme.example/pricing",
+	    "class", "scanner");
+	assert_int_equal(drip_goal_match(d, "click", data), 0);
+	json_decref(data);
 	data = json_pack("{s:s}", "to", "won");
 	assert_int_equal(drip_goal_match(d, "status", data), DRIP_G_WON);
 	json_decref(data);
