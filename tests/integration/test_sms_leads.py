@@ -135,8 +135,8 @@ gateway "vonage" {
 	message_id = "\\"message-id\\": *\\"([A-Za-z0-9-]+)\\""
 	connections = 3
 	allow_from = { "127.0.0.1" }
-	in_from = "msisdn"
-	in_text = "text"
+	in_from = "from.number"
+	in_text = "message.content.text"
 	dlr_msgid = "messageId"
 	dlr_status = "status"
 	dlr_delivered = { "delivered" }
@@ -436,10 +436,12 @@ def test_json_gateway_keepalive_reports_and_replies(env):
             {"x%d" % i: i for i in range(100)}).encode()):
         r = d.post("/sms/dlr/vonage", body=body)
         assert r.status == 400, (body, r)
-    # a JSON inbound text (Vonage sends the number without "+"): STOP
+    # a JSON inbound text, nested (read by dotted names; the number
+    # without "+"): STOP
     r = d.request("POST", "/sms/in/vonage", body=json.dumps(
-        {"msisdn": "13135550220", "to": "15555550100", "messageId": "m1",
-         "text": "STOP", "type": "text"}).encode(),
+        {"message_uuid": "m1", "to": {"type": "sms", "number": "Acme"},
+         "from": {"type": "sms", "number": "13135550220"},
+         "message": {"content": {"type": "text", "text": "STOP"}}}).encode(),
         headers={"Content-Type": "application/json; charset=utf-8"})
     assert r.status == 200, r
     assert d.psql("SELECT sms_consent FROM leads WHERE id = %d" % lead) == "f"
