@@ -2,12 +2,18 @@
 kanneltools - Kannel for the SMS tests and benchmark: bearerbox, smsbox
 and the fake SMSC client fakesmsc (Debian's kannel and kannel-extras) on
 free loopback ports with a generated kannel.conf whose sms-service
-forwards inbound texts to leadcast's /sms/in/kannel. Standard library
-only, like harness.py.
+forwards inbound texts to leadcast's /sms/in/kannel; a small local HTTP
+server standing in for an http gateway (LocalGateway); the project's SMS
+templates copied beside a test's configuration. Standard library only,
+like harness.py.
 """
+import http.server
+import json
 import os
 import re
+import shutil
 import subprocess
+import threading
 
 import harness
 from harness import wait_until
@@ -19,6 +25,53 @@ FAKESMSC = "/usr/lib/kannel/test/fakesmsc"
 
 def installed():
     return all(os.access(p, os.X_OK) for p in (BEARERBOX, SMSBOX, FAKESMSC))
+
+
+def copy_sms_templates(tmp):
+    """templates/sms/* of the source tree into tmp's tpl/sms."""
+    src = os.path.join(harness.SRCDIR, "templates", "sms")
+    for n in os.listdir(src):
+        shutil.copy(os.path.join(src, n), os.path.join(tmp.sub("tpl/sms"),
+                                                       n))
+
+
+class LocalGateway:
+    """An HTTP API on a free loopback port: post(handler, body) is called
+    for each POST and returns (status, JSON document) to answer, or None
+    to answer nothing. keep_alive: HTTP/1.1 (connections kept between
+    requests), else HTTP/1.0 (closed after each answer); ssl_ctx: TLS."""
+
+    def __init__(self, post, keep_alive=False, ssl_ctx=None):
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                answer = post(self, self.rfile.read(n))
+                if answer is None:
+                    return
+                out = json.dumps(answer[1]).encode()
+                self.send_response(answer[0])
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        if ssl_ctx:
+            self.server.socket = ssl_ctx.wrap_socket(self.server.socket,
+                                                     server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever,
+                         daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # ---- Kannel --------------------------------------------------------------------

@@ -23,13 +23,10 @@ small local HTTP server.
     mail transport.
 """
 import base64
-import http.server
 import json
 import os
 import re
-import shutil
 import ssl
-import threading
 import time
 import urllib.parse
 
@@ -171,7 +168,7 @@ gateway "tlsbad" {
 
 # ---- a generic HTTP gateway --------------------------------------------------------
 
-class WebGateway:
+class WebGateway(kanneltools.LocalGateway):
     """A Twilio-like API: records each request, answers per self.mode;
     over TLS with ssl_ctx."""
 
@@ -179,45 +176,18 @@ class WebGateway:
         self.requests = []
         self.mode = "ok"
         self.n = 0
-        gw = self
+        super().__init__(self.answer, ssl_ctx=ssl_ctx)
 
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n).decode()
-                gw.requests.append((self.path, dict(self.headers.items()),
-                                    urllib.parse.parse_qs(body)))
-                if gw.mode == "hang":
-                    time.sleep(3)
-                    return
-                gw.n += 1
-                if gw.mode == "500":
-                    code, doc = 500, {"message": "internal error"}
-                else:
-                    code, doc = 201, {"sid": "SM%d" % gw.n,
-                                      "status": "queued"}
-                out = json.dumps(doc).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *a):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        if ssl_ctx:
-            self.server.socket = ssl_ctx.wrap_socket(self.server.socket,
-                                                     server_side=True)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever,
-                         daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, h, body):
+        self.requests.append((h.path, dict(h.headers.items()),
+                              urllib.parse.parse_qs(body.decode())))
+        if self.mode == "hang":
+            time.sleep(3)
+            return None
+        self.n += 1
+        if self.mode == "500":
+            return 500, {"message": "internal error"}
+        return 201, {"sid": "SM%d" % self.n, "status": "queued"}
 
 
 # ---- the daemon --------------------------------------------------------------------
@@ -248,10 +218,7 @@ def env():
     ca, ctx = make_ca(tmp.sub("ca"))
     tls = WebGateway(ctx)
     mt.routing_dir(tmp, ROUTING)
-    src = os.path.join(harness.SRCDIR, "templates", "sms")
-    for n in os.listdir(src):
-        shutil.copy(os.path.join(src, n), os.path.join(
-            tmp.sub("tpl/sms"), n))
+    kanneltools.copy_sms_templates(tmp)
     outbox = tmp.sub("outbox", owner_daemon=True)
     d = harness.Daemon(tmp, name="lc", top={"default_country": "US"},
                        extra_lines=["mail {", '\ttransport = "maildir:%s"' %

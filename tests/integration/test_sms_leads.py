@@ -18,12 +18,9 @@ channel = sms) and POST /api/v1/sms/send, the path drip steps use.
   - `leadcast report sms` and the campaign report cover SMS campaigns.
 """
 import datetime
-import http.server
 import json
 import os
 import re
-import shutil
-import threading
 import time
 
 import pytest
@@ -65,7 +62,7 @@ def zone(quiet):
 DAY, NIGHT = zone(False), zone(True)
 
 
-class JsonGateway:
+class JsonGateway(kanneltools.LocalGateway):
     """A Vonage-style API over HTTP/1.1 (connections kept alive): a JSON
     body in, {"messages": [{"status": "0", "message-id": ...}]} out;
     records each request's JSON and the client's port."""
@@ -73,37 +70,15 @@ class JsonGateway:
     def __init__(self):
         self.requests = []
         self.n = 0
-        gw = self
+        super().__init__(self.answer, keep_alive=True)
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                doc = json.loads(self.rfile.read(n))
-                gw.n += 1
-                gw.requests.append((self.client_address[1],
-                                    self.headers.get("Content-Type"), doc))
-                out = json.dumps({"message-count": "1", "messages": [
-                    {"status": "0", "message-id": "V%d" % gw.n}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *a):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever,
-                         daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, h, body):
+        self.n += 1
+        self.requests.append((h.client_address[1],
+                              h.headers.get("Content-Type"),
+                              json.loads(body)))
+        return 200, {"message-count": "1", "messages": [
+            {"status": "0", "message-id": "V%d" % self.n}]}
 
 
 def sms_conf(port, json_port):
@@ -149,10 +124,7 @@ gateway "vonage" {
 def env():
     tmp = harness.TempDir("smsl")
     mt.routing_dir(tmp, ROUTING)
-    src = os.path.join(harness.SRCDIR, "templates", "sms")
-    for n in os.listdir(src):
-        shutil.copy(os.path.join(src, n), os.path.join(
-            tmp.sub("tpl/sms"), n))
+    kanneltools.copy_sms_templates(tmp)
     mt.write_file(os.path.join(tmp.path, "tpl", "sms", "promo.mustache"),
                   "Hi {{first_name}}, 20% off at Acme this week"
                   "{{#fields.code}} with code {{fields.code}}{{/fields.code}}."
