@@ -213,6 +213,34 @@ int router_answer(struct router *r, long long offer, const char *rep,
  * queued. */
 int router_set_duty(struct router *r, const char *rep, int on,
     db_result_fn *cb, void *arg);
+/* The rep whose token number is num, or NULL. Valid until the loop runs
+ * again. */
+const char *router_rep_of_num(const struct router *r, long long num);
+/*
+ * Change rep id's own profile keys (skills, territories, products,
+ * languages, hours, time_zone) as the rep's token num/gen (0: admin):
+ * checked against the whole routing configuration, then stored. change
+ * is stolen. cb gets 200, or an error status with the field at fault
+ * (may be NULL) and a message. -2 if change has a key a rep may not set,
+ * -1 if the query cannot be queued (cb not called either way).
+ */
+typedef void router_change_fn(void *arg, int code, const char *field,
+    const char *msg);
+int router_change_rep(struct router *r, const char *id, json_t *change,
+    long long num, long long gen, router_change_fn *cb, void *arg);
+/* leads.c: take lead from its queue for rep, as POST
+ * /api/v1/leads/{id}/claim does; cb gets the status and document. */
+void leads_claim_cb(struct lc_daemon *d, const char *rep, long long lead,
+    sender_action_fn *cb, void *arg);
+/*
+ * rep_pages.c: the rep's pages, server-rendered from templates/web/: the
+ * lead card (router.c verifies its token and answers; pages_card shows
+ * it, with outcome the answer just given or NULL), and the rep's own page
+ * /rep/{token}: queue, take next, cherry-pick, availability, profile.
+ */
+void pages_card(struct lc_daemon *d, struct httpd_req *r, const char *tok,
+    long long offer, const char *rep, long long num, const char *outcome);
+void rep_pages_register(struct lc_daemon *d);
 /* leads.c: record event (a JSON object with "type", stolen) on lead and
  * score it, as POST /api/v1/events does; cb gets the status and the lead
  * (or an error document), owned. */

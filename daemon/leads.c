@@ -1552,6 +1552,29 @@ team_has(const struct route_team *t, size_t rep)
 
 static void next_start(struct pull *pl);
 
+/* A pull whose outcome goes to cb (no HTTP request), or NULL (cb told). */
+static struct pull *
+pull_new_cb(struct lc_daemon *d, const char *rep, const char *how,
+    sender_action_fn *cb, void *arg)
+{
+	struct pull *pl = calloc(1, sizeof(*pl));
+
+	if (!pl || strlen(rep) > ROUTE_NAME_MAX) {
+		free(pl);
+		cb(arg, pl ? 404 : 503, error_doc("rep", pl ? "no such rep" :
+		    "out of memory"));
+		return NULL;
+	}
+	pl->d = d;
+	pl->how = how;
+	pl->cb = cb;
+	pl->cbarg = arg;
+	snprintf(pl->rep, sizeof(pl->rep), "%s", rep);
+	buf_init(&pl->teams, 0);
+	buf_init(&pl->skip, 0);
+	return pl;
+}
+
 void
 leads_next(struct lc_daemon *d, struct httpd_req *r, const char *rep)
 {
@@ -1569,22 +1592,10 @@ void
 leads_next_cb(struct lc_daemon *d, const char *rep, sender_action_fn *cb,
     void *arg)
 {
-	struct pull *pl = calloc(1, sizeof(*pl));
+	struct pull *pl = pull_new_cb(d, rep, "next", cb, arg);
 
-	if (!pl || strlen(rep) > ROUTE_NAME_MAX) {
-		free(pl);
-		cb(arg, pl ? 404 : 503, error_doc("rep", pl ? "no such rep" :
-		    "out of memory"));
-		return;
-	}
-	pl->d = d;
-	pl->how = "next";
-	pl->cb = cb;
-	pl->cbarg = arg;
-	snprintf(pl->rep, sizeof(pl->rep), "%s", rep);
-	buf_init(&pl->teams, 0);
-	buf_init(&pl->skip, 0);
-	next_start(pl);
+	if (pl)
+		next_start(pl);
 }
 
 /* The rep's pull teams, then the candidates. */
@@ -1663,14 +1674,29 @@ on_claim_lead(void *arg, const PGresult *res, const char *err)
 	pull_try(pl);
 }
 
+/* Take lead id for pl's rep: checks, then one take. */
+static void
+claim_start(struct pull *pl, long long id)
+{
+	char ids[32];
+	const char *p[2];
+
+	pl->lead = id;
+	pl->rounds = PULL_ROUNDS;       /* one lead: no second round */
+	snprintf(ids, sizeof(ids), "%lld", id);
+	p[0] = pl->rep;
+	p[1] = ids;
+	if (db_query(pl->d->db, "SELECT " OPEN_SQL ", (SELECT to_jsonb(l)::text "
+	    "FROM leads l WHERE id = $2::bigint)", 2, p, on_claim_lead, pl) < 0)
+		pull_reply_error(pl, 503, NULL, "the database queue is full");
+}
+
 static void
 claim(struct lc_daemon *d, struct httpd_req *r, long long id)
 {
 	static const char *const keys[] = { "rep", NULL };
 	const struct route_conf *rc = router_conf(d->router);
 	const char *rep;
-	char ids[32];
-	const char *p[2];
 	struct pull *pl = NULL;
 	json_t *body;
 
@@ -1690,16 +1716,18 @@ claim(struct lc_daemon *d, struct httpd_req *r, long long id)
 	else
 		pl = pull_new(d, r, rep, "claim");
 	json_decref(body);
-	if (!pl)
-		return;
-	pl->lead = id;
-	pl->rounds = PULL_ROUNDS;       /* one lead: no second round */
-	snprintf(ids, sizeof(ids), "%lld", id);
-	p[0] = pl->rep;
-	p[1] = ids;
-	if (db_query(d->db, "SELECT " OPEN_SQL ", (SELECT to_jsonb(l)::text "
-	    "FROM leads l WHERE id = $2::bigint)", 2, p, on_claim_lead, pl) < 0)
-		pull_reply_error(pl, 503, NULL, "the database queue is full");
+	if (pl)
+		claim_start(pl, id);
+}
+
+void
+leads_claim_cb(struct lc_daemon *d, const char *rep, long long lead,
+    sender_action_fn *cb, void *arg)
+{
+	struct pull *pl = pull_new_cb(d, rep, "claim", cb, arg);
+
+	if (pl)
+		claim_start(pl, lead);
 }
 
 /* ---- GET /api/v1/queue?team=T ------------------------------------------------------- */

@@ -57,7 +57,6 @@
 #define ROUTE_BATCH     50              /* leads per routing transaction */
 #define TICK_MS         250             /* expiry check */
 #define SWEEP_S         2               /* 2000 candidates each time */
-#define CARD_TTL_S      (7 * 86400)     /* a lead card link works this long */
 #define REPS_MAX        5000
 #define OVERLAY_NAME    "reps (database)"
 
@@ -1382,78 +1381,22 @@ static const char reject_sql[] =
     "offers WHERE id = $1)), (SELECT rep_id FROM offers WHERE id = $1), "
     "(SELECT count(*) FROM l)";
 
-static void card_reply(struct answer *a, int code, const char *state,
-    json_t *lead);
-static void answered_cb(struct answer *a, const PGresult *res,
-    const char *err);
-
-static void
-on_answered(void *arg, const PGresult *res, const char *err)
-{
-	struct answer *a = arg;
-	struct router *r = a->r;
-	const char *status;
-	json_t *lead;
-	int done;
-
-	if (a->cb) {
-		answered_cb(a, res, err);
-		return;
-	}
-	if (err) {
-		if (a->card)
-			card_reply(a, 503, "error", NULL);
-		else
-			httpd_reply_error(a->req, 503, NULL, err);
-		free(a);
-		return;
-	}
-	status = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
-	lead = PQgetisnull(res, 0, 0) ? NULL : json_loads(PQgetvalue(res, 0, 0),
-	    0, NULL);
-	done = status && strcmp(status, a->accept ? "accepted" : "rejected")
-	    == 0 && lead;
-	if (!status || (*a->rep && strcmp(PQgetvalue(res, 0, 2), a->rep))) {
-		if (a->card)
-			card_reply(a, 404, "unknown", NULL);
-		else
-			httpd_reply_error(a->req, 404, "id", "no such offer");
-	} else if (!done) {
-		if (a->card)
-			card_reply(a, 409, strcmp(status, "pending") == 0 ?
-			    "expired" : status, lead ? json_incref(lead) : NULL);
-		else
-			httpd_reply_error(a->req, 409, "id", strcmp(status,
-			    "pending") == 0 ? "the offer's window has closed" :
-			    "the offer is no longer open (it was answered, "
-			    "expired or withdrawn)");
-	} else {
-		metric_add(a->accept ? r->m_accepted : r->m_rejected, 1);
-		if (!a->accept && strtoll(PQgetvalue(res, 0, 3), NULL, 10) > 0)
-			router_kick(r);
-		if (a->card)
-			card_reply(a, 200, status, json_incref(lead));
-		else
-			httpd_reply_json(a->req, 200, json_pack("{s:{s:I, s:s, "
-			    "s:s}, s:O}", "offer", "id", (json_int_t)a->offer,
-			    "status", status, "rep", PQgetvalue(res, 0, 2),
-			    "lead", lead));
-	}
-	json_decref(lead);
-	free(a);
-}
-
-/* on_answered for router_answer: the outcome to the callback. */
-static void
-answered_cb(struct answer *a, const PGresult *res, const char *err)
+/*
+ * The outcome of an answer's statement, as router_answer_fn documents it;
+ * *lead the lead's row when this answer changed it (caller owns). Counts
+ * the answer and wakes the router when a reject made the lead due.
+ */
+static const char *
+answer_outcome(struct answer *a, const PGresult *res, const char *err,
+    json_t **lead)
 {
 	const char *status = NULL, *outcome;
-	json_t *lead = NULL;
 
+	*lead = NULL;
 	if (!err) {
 		status = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
-		lead = PQgetisnull(res, 0, 0) ? NULL : json_loads(PQgetvalue(res,
-		    0, 0), 0, NULL);
+		*lead = PQgetisnull(res, 0, 0) ? NULL : json_loads(
+		    PQgetvalue(res, 0, 0), 0, NULL);
 	}
 	if (err)
 		outcome = "error";
@@ -1461,22 +1404,58 @@ answered_cb(struct answer *a, const PGresult *res, const char *err)
 		outcome = "unknown";
 	else if (strcmp(status, "pending") == 0)
 		outcome = "expired";
-	else if (lead && strcmp(status, a->accept ? "accepted" : "rejected")
+	else if (*lead && strcmp(status, a->accept ? "accepted" : "rejected")
 	    == 0)
-		outcome = status;               /* done now */
+		outcome = a->accept ? "accepted" : "rejected";  /* done now */
 	else if (strcmp(status, "accepted") == 0)
 		outcome = "already_accepted";
 	else if (strcmp(status, "rejected") == 0)
 		outcome = "already_rejected";
+	else if (strcmp(status, "expired") == 0)
+		outcome = "expired";
 	else
-		outcome = status;               /* expired, withdrawn */
-	if (!err && status && lead && strcmp(status, a->accept ? "accepted" :
-	    "rejected") == 0) {
+		outcome = "withdrawn";          /* another rep took the lead */
+	if (strcmp(outcome, "accepted") == 0 || strcmp(outcome, "rejected")
+	    == 0) {
 		metric_add(a->accept ? a->r->m_accepted : a->r->m_rejected, 1);
 		if (!a->accept && strtoll(PQgetvalue(res, 0, 3), NULL, 10) > 0)
 			router_kick(a->r);
 	}
-	a->cb(a->cbarg, outcome, lead);
+	return outcome;
+}
+
+static void
+on_answered(void *arg, const PGresult *res, const char *err)
+{
+	struct answer *a = arg;
+	const char *outcome;
+	json_t *lead;
+
+	outcome = answer_outcome(a, res, err, &lead);
+	if (a->cb) {
+		a->cb(a->cbarg, outcome, lead);
+	} else if (a->card) {
+		/* the card again, saying what happened */
+		if (strcmp(outcome, "unknown") == 0)
+			daemon_page(a->r->d, a->req, 404, "web/invalid",
+			    json_object());
+		else
+			pages_card(a->r->d, a->req, a->tok, a->offer, a->rep,
+			    router_rep_num(a->r, a->rep), outcome);
+	} else if (strcmp(outcome, "error") == 0) {
+		httpd_reply_error(a->req, 503, NULL, err);
+	} else if (strcmp(outcome, "unknown") == 0) {
+		httpd_reply_error(a->req, 404, "id", "no such offer");
+	} else if (!lead) {
+		httpd_reply_error(a->req, 409, "id", strcmp(outcome, "expired")
+		    == 0 ? "the offer's window has closed" : "the offer is no "
+		    "longer open (it was answered, expired or withdrawn)");
+	} else {
+		httpd_reply_json(a->req, 200, json_pack("{s:{s:I, s:s, s:s}, "
+		    "s:O}", "offer", "id", (json_int_t)a->offer, "status",
+		    PQgetvalue(res, 0, 1), "rep", PQgetvalue(res, 0, 2), "lead",
+		    lead));
+	}
 	json_decref(lead);
 	free(a);
 }
@@ -1492,7 +1471,8 @@ answer(struct answer *a)
 	if (db_query(daemon_db(a->r->d), a->accept ? accept_sql : reject_sql, 2,
 	    p, on_answered, a) < 0) {
 		if (a->card)
-			card_reply(a, 503, "error", NULL);
+			daemon_page(a->r->d, a->req, 503, "web/invalid",
+			    json_pack("{s:b}", "busy", 1));
 		else
 			httpd_reply_error(a->req, 503, NULL, "the database "
 			    "queue is full");
@@ -1529,54 +1509,8 @@ router_answer(struct router *r, long long offer, const char *rep,
 
 /* ---- the rep's lead card: /r/{token} ------------------------------------------ */
 
-static void
-card_reply(struct answer *a, int code, const char *state, json_t *lead)
-{
-	json_t *data;
-
-	if (code == 404 || !lead) {
-		json_decref(lead);
-		daemon_page(a->r->d, a->req, code == 503 ? 503 : 404,
-		    "pages/invalid_link", json_object());
-		return;
-	}
-	data = json_pack("{s:o, s:s, s:s, s:b, s:b, s:b, s:b}", "lead",
-	    lead_view(lead), "state", state, "token", a->tok, "pending",
-	    strcmp(state, "pending") == 0, "accepted",
-	    strcmp(state, "accepted") == 0, "rejected",
-	    strcmp(state, "rejected") == 0, "closed",
-	    strcmp(state, "pending") != 0 && strcmp(state, "accepted") != 0 &&
-	    strcmp(state, "rejected") != 0);
-	json_object_set_new(data, "just_answered", json_boolean(code == 200 &&
-	    a->accept >= 0));
-	json_decref(lead);
-	daemon_page(a->r->d, a->req, code, "pages/card", data);
-}
-
-static void
-on_card(void *arg, const PGresult *res, const char *err)
-{
-	struct answer *a = arg;
-	json_t *lead;
-	const char *status;
-
-	if (err || PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 2), a->rep)
-	    || *PQgetvalue(res, 0, 3) != 't') {
-		card_reply(a, 404, "unknown", NULL);
-		free(a);
-		return;
-	}
-	lead = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	status = PQgetvalue(res, 0, 1);
-	if (strcmp(status, "pending") == 0 && *PQgetvalue(res, 0, 4) != 't')
-		status = "expired";
-	card_reply(a, 200, status, lead);
-	free(a);
-}
-
-/* The rep id of a token's rep number, or NULL. */
-static const char *
-rep_of_num(const struct router *r, long long num)
+const char *
+router_rep_of_num(const struct router *r, long long num)
 {
 	const char *id;
 	json_t *v;
@@ -1599,10 +1533,10 @@ card(struct httpd_req *req, void *arg)
 	int post = evhttp_request_get_command(req->req) == EVHTTP_REQ_POST;
 
 	if (len >= TOKEN_MAX || token_verify(&r->d->url_key, 'r', tail, len,
-	    &offer, &num) < 0 || !(rep = rep_of_num(r, (long long)num)) ||
+	    &offer, &num) < 0 || !(rep = router_rep_of_num(r, (long long)num)) ||
 	    (post != (slash != NULL)) || (slash && strcmp(slash, "/accept") &&
 	    strcmp(slash, "/reject")) || !(a = calloc(1, sizeof(*a)))) {
-		daemon_page(r->d, req, 404, "pages/invalid_link", json_object());
+		daemon_page(r->d, req, 404, "web/invalid", json_object());
 		return;
 	}
 	a->r = r;
@@ -1616,18 +1550,9 @@ card(struct httpd_req *req, void *arg)
 		a->accept = strcmp(slash, "/accept") == 0;
 		answer(a);
 	} else {
-		char id[32], ttl[32];
-		const char *p[2] = { id, ttl };
-
-		snprintf(id, sizeof(id), "%lld", a->offer);
-		snprintf(ttl, sizeof(ttl), "%d", CARD_TTL_S);
-		if (db_query(r->d->db, "SELECT to_jsonb(l), o.status, o.rep_id, "
-		    "o.created_at > now() - $2::int * interval '1 second', "
-		    "o.deadline > now() FROM offers o JOIN leads l ON l.id = "
-		    "o.lead_id WHERE o.id = $1", 2, p, on_card, a) < 0) {
-			card_reply(a, 503, "error", NULL);
-			free(a);
-		}
+		pages_card(r->d, req, a->tok, a->offer, a->rep, (long long)num,
+		    NULL);
+		free(a);
 	}
 }
 
@@ -1757,10 +1682,6 @@ list_reps(struct router *r, struct httpd_req *req, const char *one)
 	}
 }
 
-/* The profiles of every rep as stored, with id's replaced by (or merged
- * with) p. For checking a change before it is stored. */
-static void on_profiles(void *arg, const PGresult *res, const char *err);
-
 static void
 reps_changed(struct router *r)
 {
@@ -1769,37 +1690,54 @@ reps_changed(struct router *r)
 	sync_reps(r);
 }
 
-static void
-on_rep_stored(void *arg, const PGresult *res, const char *err)
-{
-	struct repreq *q = arg;
-
-	if (err) {
-		httpd_reply_error(q->req, 503, NULL, err);
-	} else if (PQntuples(res) == 0) {
-		httpd_reply_error(q->req, 409, "id", q->body ?
-		    "a rep with this id exists" : "no such rep, or the token "
-		    "was revoked");
-	} else {
-		reps_changed(q->r);
-		httpd_reply_json(q->req, q->body ? 201 : 200, json_pack(
-		    "{s:{s:s, s:o}}", "rep", "id", q->id, "profile",
-		    json_loads(PQgetvalue(res, 0, 0), 0, NULL)));
-	}
-	json_decref(q->body);
-	free(q);
-}
-
 /*
- * Add (q->body set: the new rep's profile) or change (q->change: keys to
+ * Add (q->body set: the new rep's profile) or change (change: keys to
  * set) a rep: check the whole routing configuration with the change laid
- * over it, then store. change_num/gen: the rep's own token (0: admin).
+ * over it, then store. num/gen: the rep's own token (0: admin). The
+ * outcome goes to cb when set, else to the HTTP request as JSON.
  */
 struct repchange {
 	struct repreq q;
 	json_t *change;
 	long long num, gen;
+	router_change_fn *cb;
+	void *cbarg;
 };
+
+/* Report the outcome and free c. profile: the stored one (stolen). */
+static void
+change_done(struct repchange *c, int code, const char *field,
+    const char *msg, json_t *profile)
+{
+	if (code < 300)
+		reps_changed(c->q.r);
+	if (c->cb)
+		c->cb(c->cbarg, code, field, msg);
+	else if (code >= 300)
+		httpd_reply_error(c->q.req, code, field, msg);
+	else
+		httpd_reply_json(c->q.req, code, json_pack("{s:{s:s, s:o*}}",
+		    "rep", "id", c->q.id, "profile", profile)), profile = NULL;
+	json_decref(profile);
+	json_decref(c->change);
+	json_decref(c->q.body);
+	free(c);
+}
+
+static void
+on_rep_stored(void *arg, const PGresult *res, const char *err)
+{
+	struct repchange *c = arg;
+
+	if (err)
+		change_done(c, 503, NULL, err, NULL);
+	else if (PQntuples(res) == 0)
+		change_done(c, 409, "id", c->q.body ? "a rep with this id "
+		    "exists" : "no such rep, or the token was revoked", NULL);
+	else
+		change_done(c, c->q.body ? 201 : 200, NULL, NULL,
+		    json_loads(PQgetvalue(res, 0, 0), 0, NULL));
+}
 
 static void
 on_profiles(void *arg, const PGresult *res, const char *err)
@@ -1813,8 +1751,8 @@ on_profiles(void *arg, const PGresult *res, const char *err)
 	char *js;
 
 	if (err) {
-		httpd_reply_error(q->req, 503, NULL, err);
-		goto out;
+		change_done(c, 503, NULL, err, NULL);
+		return;
 	}
 	profiles = json_object();
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -1826,10 +1764,10 @@ on_profiles(void *arg, const PGresult *res, const char *err)
 	if (q->body) {
 		if (json_object_get(profiles, q->id) || (router_conf(q->r) &&
 		    route_rep_find(router_conf(q->r), q->id) != ROUTE_NONE)) {
-			httpd_reply_error(q->req, 409, "id", "a rep with this id "
-			    "exists");
 			json_decref(profiles);
-			goto out;
+			change_done(c, 409, "id", "a rep with this id exists",
+			    NULL);
+			return;
 		}
 		mine = json_incref(q->body);
 	} else {
@@ -1843,9 +1781,9 @@ on_profiles(void *arg, const PGresult *res, const char *err)
 	    sizeof(msg));
 	json_decref(profiles);
 	if (!rc) {
-		httpd_reply_error(q->req, 400, *field ? field : NULL, msg);
 		json_decref(mine);
-		goto out;
+		change_done(c, 400, *field ? field : NULL, msg, NULL);
+		return;
 	}
 	route_conf_free(rc);
 	js = json_dumps(q->body ? mine : c->change, JSON_COMPACT);
@@ -1856,41 +1794,28 @@ on_profiles(void *arg, const PGresult *res, const char *err)
 	p[1] = js;
 	p[2] = num;
 	p[3] = gen;
-	if ((q->body ? db_query(q->r->d->db, "INSERT INTO reps (id, origin, "
-	    "profile) VALUES ($1, 'api', $2::jsonb) ON CONFLICT (id) DO NOTHING "
-	    "RETURNING profile", 2, p, on_rep_stored, q) :
+	if (!js || (q->body ? db_query(q->r->d->db, "INSERT INTO reps (id, "
+	    "origin, profile) VALUES ($1, 'api', $2::jsonb) ON CONFLICT (id) "
+	    "DO NOTHING RETURNING profile", 2, p, on_rep_stored, c) :
 	    db_query(q->r->d->db, "UPDATE reps SET profile = profile || "
 	    "$2::jsonb, updated_at = now() WHERE id = $1 AND ($3::bigint = 0 OR "
 	    "(num = $3::bigint AND token_gen = $4::int)) RETURNING profile", 4, p,
-	    on_rep_stored, q)) < 0) {
-		httpd_reply_error(q->req, 503, NULL, "the database queue is "
-		    "full");
-		free(js);
-		json_decref(c->change);
-		json_decref(q->body);
-		free(c);
-		return;
-	}
+	    on_rep_stored, c)) < 0)
+		change_done(c, 503, NULL, "the database queue is full", NULL);
 	free(js);
-	json_decref(c->change);
-	return;         /* q (the head of c) is freed by on_rep_stored */
-out:
-	json_decref(c->change);
-	json_decref(q->body);
-	free(c);
 }
 
-static void
-change_rep(struct router *r, struct httpd_req *req, const char *id,
-    json_t *body, json_t *change, long long num, long long gen)
+static int
+change_start(struct router *r, struct httpd_req *req, const char *id,
+    json_t *body, json_t *change, long long num, long long gen,
+    router_change_fn *cb, void *arg)
 {
 	struct repchange *c = calloc(1, sizeof(*c));
 
 	if (!c) {
 		json_decref(body);
 		json_decref(change);
-		httpd_reply_error(req, 500, NULL, "out of memory");
-		return;
+		return -1;
 	}
 	c->q.r = r;
 	c->q.req = req;
@@ -1898,14 +1823,41 @@ change_rep(struct router *r, struct httpd_req *req, const char *id,
 	c->change = change;
 	c->num = num;
 	c->gen = gen;
+	c->cb = cb;
+	c->cbarg = arg;
 	snprintf(c->q.id, sizeof(c->q.id), "%s", id);
 	if (db_query(r->d->db, "SELECT id, profile FROM reps WHERE profile <> "
 	    "'{}'", 0, NULL, on_profiles, c) < 0) {
-		httpd_reply_error(req, 503, NULL, "the database queue is full");
 		json_decref(body);
 		json_decref(change);
 		free(c);
+		return -1;
 	}
+	return 0;
+}
+
+static void
+change_rep(struct router *r, struct httpd_req *req, const char *id,
+    json_t *body, json_t *change, long long num, long long gen)
+{
+	if (change_start(r, req, id, body, change, num, gen, NULL, NULL) < 0)
+		httpd_reply_error(req, 503, NULL, "the database queue is full");
+}
+
+int
+router_change_rep(struct router *r, const char *id, json_t *change,
+    long long num, long long gen, router_change_fn *cb, void *arg)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(change, k, v) {
+		if (!in_list(self_keys, k)) {
+			json_decref(change);
+			return -2;
+		}
+	}
+	return change_start(r, NULL, id, NULL, change, num, gen, cb, arg);
 }
 
 /* GET /api/v1/reps: the list; POST: add one {"id": ..., keys...}. */
@@ -2009,7 +1961,7 @@ rep_auth(struct router *r, struct httpd_req *req, const char *id,
 			return 1;
 		if (id && strlen(h) < TOKEN_MAX && token_verify(&r->d->url_key,
 		    'p', h, strlen(h), num, gen) == 0 &&
-		    (rep = rep_of_num(r, (long long)*num)) != NULL &&
+		    (rep = router_rep_of_num(r, (long long)*num)) != NULL &&
 		    strcmp(rep, id) == 0)
 			return 0;
 	}

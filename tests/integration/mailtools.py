@@ -78,7 +78,7 @@ def routing_dir(tmp, routing, scoring=None):
     layouts: the offer email, the lead card), its notifications (routing
     needs "offer"), routing.conf and, when given, scoring.conf."""
     src = harness.SRCDIR
-    for sub in ("pages", "emails", "layouts"):
+    for sub in ("pages", "web", "emails", "layouts"):
         d = os.path.join(src, "templates", sub)
         for n in os.listdir(d):
             with open(os.path.join(d, n)) as f:
