@@ -241,6 +241,9 @@ void leads_claim_cb(struct lc_daemon *d, const char *rep, long long lead,
 void pages_card(struct lc_daemon *d, struct httpd_req *r, const char *tok,
     long long offer, const char *rep, long long num, const char *outcome);
 void rep_pages_register(struct lc_daemon *d);
+/* admin_pages.c: the read-only reports dashboard /admin (admin token as
+ * bearer or basic-auth password). */
+void admin_pages_register(struct lc_daemon *d);
 /* leads.c: record event (a JSON object with "type", stolen) on lead and
  * score it, as POST /api/v1/events does; cb gets the status and the lead
  * (or an error document), owned. */

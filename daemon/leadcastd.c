@@ -512,6 +512,7 @@ start(struct lc_daemon *d, int foreground, int *report_fd)
 	form_routes_register(d);
 	leads_routes_register(d);
 	rep_pages_register(d);
+	admin_pages_register(d);
 	lists_sync(d);
 	if (!(d->router = router_new(d))) {
 		snprintf(err, sizeof(err), "cannot start the router");

@@ -291,7 +291,7 @@ chart_hbars(struct buf *out, const struct chart *c)
 	bh = row * 0.7 / (double)c->nseries;
 	for (size_t i = 0; i < c->n; i++) {
 		const char *l = c->labels[i] ? c->labels[i] : "";
-		size_t max = (size_t)(lw / 6.6), len = strlen(l);
+		size_t max = (size_t)(lw / 6.6 + 0.5), len = strlen(l);
 
 		buf_printf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" "
 		    "fill=\"#344054\"><title>", f.x0 - 8, f.y0 + row * (double)i +

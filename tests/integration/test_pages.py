@@ -13,6 +13,9 @@ $LEADCAST_SCREENSHOTS (default: the test's temp dir).
 
 One daemon and one browser for the module: Chromium starts once (~1 s).
 """
+import base64
+import csv
+import io
 import json
 import os
 import re
@@ -379,8 +382,10 @@ def test_profile_edit_with_error(env):
     hours.clear()
     hours.send_keys("someday 25:00-26:00")
     b.find_element(By.XPATH, "//button[text()='Save profile']").click()
-    err = b.find_elements(By.CSS_SELECTOR, ".error")
-    assert err and "hours" in b.find_element(By.TAG_NAME, "body").text.lower()
+    err = wait_until(lambda: b.find_elements(By.CSS_SELECTOR, ".error"), 5,
+                     what="the error beside the field")
+    assert "hours" in err[0].text.lower() or "hours" in \
+        b.find_element(By.CSS_SELECTOR, ".note").text.lower()
     assert b.find_element(By.ID, "p-skills").get_attribute("value") == \
         "enterprise, spanish"
     assert b.find_element(By.ID, "p-hours").get_attribute("value") == \
@@ -399,3 +404,135 @@ def test_profile_edit_with_error(env):
     assert prof["hours"] == ["mon-fri 08:00-18:00"]
     r = d.get("/api/v1/reps/bob", token=d.token)
     assert r.json()["rep"]["skills"] == ["enterprise", "spanish"]
+
+
+# ---- the reports dashboard ------------------------------------------------------------
+
+def seed_campaigns(d):
+    """Two sent campaigns with opens, clicks, bounces over a few hours."""
+    d.psql("""
+    INSERT INTO campaigns (name, kind, status, started_at)
+    VALUES ('spring-sale', 'newsletter', 'done', now() - interval '20 hours'),
+           ('summer-news', 'newsletter', 'done', now() - interval '10 hours');
+    INSERT INTO campaign_links (campaign_id, url)
+    SELECT c.id, u FROM campaigns c, unnest(ARRAY[
+        'https://shop.example/pricing', 'https://shop.example/blog/spring',
+        'https://shop.example/contact']) u WHERE c.name LIKE 's%-%';
+    INSERT INTO deliveries (campaign_id, email, status, smtp_status, sent_at)
+    SELECT c.id, 'r' || g || '@' || (ARRAY['gmail.com', 'yahoo.com',
+        'outlook.com', 'acme.example'])[1 + g % 4],
+        CASE WHEN g % 10 = 0 THEN 'bounced' ELSE 'sent' END,
+        CASE WHEN g % 20 = 0 THEN '5.1.1' WHEN g % 10 = 0 THEN '4.2.2' END,
+        c.started_at
+    FROM campaigns c, generate_series(1, CASE WHEN c.name = 'spring-sale'
+        THEN 200 ELSE 120 END) g WHERE c.name LIKE 's%-%';
+    INSERT INTO events (type, campaign_id, delivery_id, created_at)
+    SELECT 'open', d.campaign_id, d.id, c.started_at + (d.id % 9) *
+        interval '1 hour' + (d.id % 7) * interval '5 minutes'
+    FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
+    WHERE d.status = 'sent' AND d.id % 3 <> 0 AND c.name LIKE 's%-%';
+    INSERT INTO events (type, campaign_id, delivery_id, link_id, created_at)
+    SELECT 'click', d.campaign_id, d.id, (SELECT min(id) + d.id % 3 FROM
+        campaign_links WHERE campaign_id = d.campaign_id), c.started_at +
+        (d.id % 8) * interval '1 hour' + interval '10 minutes'
+    FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
+    WHERE d.status = 'sent' AND d.id % 4 = 1 AND c.name LIKE 's%-%';
+    """)
+
+
+def test_admin_dashboard(env):
+    from selenium.webdriver.common.by import By
+    d, b = env, env.browser
+    seed_campaigns(d)
+    # no credentials, a wrong password: 401 with a Basic challenge
+    r = d.get("/admin")
+    assert r.status == 401 and "Basic" in r.header("WWW-Authenticate")
+    bad = base64.b64encode(b"admin:" + b"x" * len(d.token)).decode()
+    assert d.request("GET", "/admin", headers={
+        "Authorization": "Basic " + bad}).status == 401
+    assert d.get("/admin/campaign/spring-sale").status == 401
+    good = base64.b64encode(("admin:" + d.token).encode()).decode()
+    r = d.request("GET", "/admin", headers={"Authorization": "Basic " + good})
+    assert r.status == 200 and "spring-sale" in r.text
+    # read-only
+    assert d.request("POST", "/admin", headers={
+        "Authorization": "Basic " + good}).status in (404, 405)
+    # CSV of a table: the numbers the page shows
+    r = d.get("/admin?csv=campaigns", token=d.token)
+    assert r.status == 200 and r.header("Content-Type").startswith("text/csv")
+    assert "attachment" in r.header("Content-Disposition")
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[0][:3] == ["Campaign", "Kind", "Status"]
+    spring = [x for x in rows if x[0] == "spring-sale"][0]
+    hdr = rows[0]
+    assert spring[hdr.index("Recipients")] == "200"
+    assert spring[hdr.index("Sent")] == "180"
+    assert spring[hdr.index("Bounced")] == "20"
+    opened = int(d.psql("SELECT count(DISTINCT delivery_id) FROM events e "
+                        "JOIN campaigns c ON c.id = e.campaign_id WHERE "
+                        "c.name = 'spring-sale' AND type = 'open'"))
+    assert spring[hdr.index("Opened")] == str(opened)
+    assert float(spring[hdr.index("Open rate %")]) == round(
+        100.0 * opened / 180, 1)
+    assert d.get("/admin?csv=nope", token=d.token).status == 404
+
+    # the browser: the campaign report at 1280x800
+    b.set_window_size(1280, 800)
+    b.get("http://admin:%s@127.0.0.1:%d/admin" % (d.token, d.port))
+    assert b.find_element(By.TAG_NAME, "h1").text == "Campaigns"
+    assert unlabeled_inputs(b) == []
+    b.find_element(By.LINK_TEXT, "spring-sale").click()
+    assert b.find_element(By.TAG_NAME, "h1").text == "spring-sale"
+    svgs = b.find_elements(By.CSS_SELECTOR, "section svg")
+    assert len(svgs) >= 5
+    # the time series has one point per hour from the start
+    line = b.find_element(By.CSS_SELECTOR, "svg polyline")
+    assert len(line.get_attribute("points").split()) >= 9
+    body = b.find_element(By.TAG_NAME, "body").text
+    assert "https://shop.example/pricing" in body
+    assert "gmail.com" in body and "hard: bad address" in body
+    assert "soft: temporary" in body
+    # every chart is drawn inside its section, none wider than the page
+    assert b.execute_script("return document.documentElement.scrollWidth"
+                            ) <= 1280
+    shot(d, "campaign-report")
+    # CSV links on every table
+    sections = b.find_elements(By.CSS_SELECTOR, "section")
+    tables = b.find_elements(By.CSS_SELECTOR, "section table")
+    csv_links = b.find_elements(By.LINK_TEXT, "CSV")
+    assert len(csv_links) == len(tables) >= 6 and sections
+    href = csv_links[-1].get_attribute("href")
+    r = d.get(href.split(str(d.port), 1)[1], token=d.token)
+    assert r.status == 200 and "hard: bad address,10" in r.text
+    # compare two campaigns side by side
+    b.get("http://admin:%s@127.0.0.1:%d/admin" % (d.token, d.port))
+    for box in b.find_elements(By.CSS_SELECTOR, "input[name=c]"):
+        if box.get_attribute("value") in ("spring-sale", "summer-news"):
+            box.click()
+    b.find_element(By.XPATH, "//button[text()='Compare']").click()
+    heads = [th.text for th in b.find_elements(By.CSS_SELECTOR, "thead th")]
+    assert heads[0] == "Measure" and sorted(heads[1:]) == [
+        "spring-sale", "summer-news"]
+    assert b.find_elements(By.CSS_SELECTOR, "section svg rect")
+    # routing and leads (the leads of the tests above)
+    b.get("http://admin:%s@127.0.0.1:%d/admin/routing?days=7" % (
+        d.token, d.port))
+    body = b.find_element(By.TAG_NAME, "body").text
+    assert "Speed to lead by team" in body and "Acceptance" in body
+    assert "ann" in body and "field" in body
+    assert len(b.find_elements(By.CSS_SELECTOR, "section svg")) >= 3
+    shot(d, "routing-report")
+    b.get("http://admin:%s@127.0.0.1:%d/admin/leads" % (d.token, d.port))
+    body = b.find_element(By.TAG_NAME, "body").text
+    assert "inbound" in body and "web" in body
+    assert d.get("/admin/routing?days=0", token=d.token).status == 400
+    # the numbers behind them: queue depth now, acceptance per rep
+    r = d.get("/admin/routing?days=7&csv=queue_depth", token=d.token)
+    last = list(csv.reader(io.StringIO(r.text)))[-1]
+    assert last[1] == d.psql("SELECT count(*) FROM leads WHERE queue IS "
+                             "NOT NULL AND owner IS NULL") != "0"
+    r = d.get("/admin/routing?days=7&csv=acceptance", token=d.token)
+    acc = {x[0]: x for x in csv.reader(io.StringIO(r.text))}
+    assert acc["bob"][1:3] == d.psql(
+        "SELECT count(*) || '|' || count(*) FILTER (WHERE status = "
+        "'accepted') FROM offers WHERE rep_id = 'bob'").split("|")
