@@ -21,7 +21,8 @@
  * browser asks for), compared in constant time; else 401 with a Basic
  * challenge. GET only: nothing here changes anything. Each page is one
  * query (its parts as JSON columns) on a shared session. Events without
- * a client class (before tracking classified hits) count as human.
+ * a client class (recorded before tracking classified hits) count as
+ * human.
  * It does not aggregate in C what SQL can, nor write anything.
  */
 #include "config.h"
@@ -424,8 +425,8 @@ pct(double part, double whole)
     "AS clicked, count(DISTINCT delivery_id) FILTER (WHERE type = " \
     "'unsubscribe') AS unsubs, count(DISTINCT delivery_id) FILTER (WHERE " \
     "type = 'complaint') AS complaints FROM (SELECT campaign_id, " \
-    "delivery_id, type, coalesce(to_jsonb(ev)->>'class', 'human') = " \
-    "'human' AS human FROM events ev WHERE campaign_id IS NOT NULL) x " \
+    "delivery_id, type, coalesce(ev.class, 'human') = 'human' AS " \
+    "human FROM events ev WHERE campaign_id IS NOT NULL) x " \
     "GROUP BY 1) e ON e.campaign_id = c.id"
 
 static const char *const campaign_cols[] = { "Campaign", "Kind", "Status",
@@ -624,7 +625,7 @@ compare(struct lc_daemon *d, struct httpd_req *r)
 static const char campaign_sql[] =
     "WITH c AS (" CAMPAIGN_ROWS_SQL " WHERE c.name = $1), "
     "ev AS (SELECT e.type, e.created_at, e.link_id, e.delivery_id, "
-    "coalesce(to_jsonb(e)->>'class', 'human') AS class FROM events e WHERE "
+    "coalesce(e.class, 'human') AS class FROM events e WHERE "
     "e.campaign_id = (SELECT id FROM c) AND e.type IN ('open', 'click')), "
     "span AS (SELECT coalesce((SELECT started_at FROM campaigns WHERE id = "
     "(SELECT id FROM c)), (SELECT min(created_at) FROM ev), now()) AS s), "

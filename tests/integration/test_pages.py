@@ -437,6 +437,9 @@ def seed_campaigns(d):
         (d.id % 8) * interval '1 hour' + interval '10 minutes'
     FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
     WHERE d.status = 'sent' AND d.id % 4 = 1 AND c.name LIKE 's%-%';
+    UPDATE events SET class = CASE WHEN id % 5 = 0 THEN 'machine' WHEN
+        id % 7 = 0 THEN 'scanner' ELSE 'human' END WHERE campaign_id IS
+        NOT NULL;
     """)
 
 
@@ -472,9 +475,23 @@ def test_admin_dashboard(env):
                         "JOIN campaigns c ON c.id = e.campaign_id WHERE "
                         "c.name = 'spring-sale' AND type = 'open'"))
     assert spring[hdr.index("Opened")] == str(opened)
-    assert float(spring[hdr.index("Open rate %")]) == round(
-        100.0 * opened / 180, 1)
     assert d.get("/admin?csv=nope", token=d.token).status == 404
+    human = int(d.psql("SELECT count(DISTINCT delivery_id) FROM events e "
+                       "JOIN campaigns c ON c.id = e.campaign_id WHERE "
+                       "c.name = 'spring-sale' AND type = 'open' AND "
+                       "class = 'human'"))
+    assert 0 < human < opened
+    assert spring[hdr.index("Opened (human)")] == str(human)
+    # rates count people only
+    assert float(spring[hdr.index("Open rate %")]) == round(
+        100.0 * human / 180, 1)
+    r = d.get("/admin/campaign/spring-sale?csv=human_machine",
+              token=d.token)
+    by = {x[0]: x[1:] for x in csv.reader(io.StringIO(r.text))}
+    assert [int(v) for v in by["open"]] == [int(d.psql(
+        "SELECT count(*) FROM events e JOIN campaigns c ON c.id = "
+        "e.campaign_id WHERE c.name = 'spring-sale' AND type = 'open' AND "
+        "class = '%s'" % k)) for k in ("human", "machine", "scanner")]
 
     # the browser: the campaign report at 1280x800
     b.set_window_size(1280, 800)
