@@ -170,7 +170,7 @@ reply_error(struct lc_daemon *d, struct httpd_req *r, const struct conf *c,
 		return;
 	}
 	page_headers(r, def, c);
-	daemon_page(d, r, status, FORM_PAGE_TEMPLATE, form_page_data(def,
+	daemon_page(d, r, status, def->page, form_page_data(def,
 	    values, err));
 }
 
@@ -390,7 +390,7 @@ form_page(struct httpd_req *r, void *arg)
 			    json_string(v));    /* NULL (skipped) if not UTF-8 */
 	}
 	page_headers(r, def, d->conf);
-	daemon_page(d, r, 200, FORM_PAGE_TEMPLATE, form_page_data(def, values,
+	daemon_page(d, r, 200, def->page, form_page_data(def, values,
 	    NULL));
 	json_decref(values);
 }

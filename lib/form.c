@@ -31,6 +31,7 @@ static const struct conf_key form_keys[] = {
 	{ "list", CONF_STR, F(list), "", 0, 0, NULL, 0 },
 	{ "honeypot", CONF_STR, F(honeypot), "", 0, 0, NULL, 0 },
 	{ "rate_limit", CONF_STR, F(rate_limit), "10/m", 0, 0, NULL, 0 },
+	{ "template", CONF_STR, F(page), FORM_PAGE_TEMPLATE, 0, 0, NULL, 0 },
 	{ "thank_you", CONF_STR, F(thank_you), "", 0, 0, NULL, 0 },
 	{ "redirect", CONF_STR, F(redirect), "", 0, 0, NULL, 0 },
 	{ "allowed_origins", CONF_STRLIST, F(allowed_origins), "", 0, 0, NULL,
@@ -353,10 +354,9 @@ check_def(struct form_def *d, const struct cfgfile_node *root,
 		cfgfile_error(errs, AT("thank_you"), "thank_you: no template "
 		    "'%s' (a file %s.mustache in the templates directory)",
 		    d->thank_you, d->thank_you);
-	if (templates && !tmpl_set_get(templates, FORM_PAGE_TEMPLATE))
-		cfgfile_error(errs, file, "forms need the template '%s' (a file "
-		    "%s.mustache in the templates directory)",
-		    FORM_PAGE_TEMPLATE, FORM_PAGE_TEMPLATE);
+	if (d->page && templates && !tmpl_set_get(templates, d->page))
+		cfgfile_error(errs, AT("template"), "template: no template '%s' (a file "
+		    "%s.mustache in the templates directory)", d->page, d->page);
 	for (size_t i = 0; i < d->allowed_origins.n; i++)
 		if (!origin_ok(d->allowed_origins.v[i]))
 			cfgfile_error(errs, origins ? &origins->item_pos[i] :

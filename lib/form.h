@@ -55,6 +55,7 @@ struct form_def {
 	char *rate_limit;               /* as written: "10/m", "none" */
 	long rate_count;                /* requests per period; 0 = no limit */
 	long rate_period_ms;
+	char *page;                     /* the form page's template */
 	char *thank_you;                /* template name, "" with redirect */
 	char *redirect;                 /* https:// URL, or "" */
 	struct conf_strlist allowed_origins;    /* "https://host[:port]", "*" */

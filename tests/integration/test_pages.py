@@ -82,6 +82,30 @@ field "timeframe" {
 field "message" { to = fields.message; label = "How can we help?"; type = textarea }
 """
 
+NEWS_FORM = """
+title = "Acme News"
+list = news
+template = "brand/form"
+rate_limit = 1000/m
+field "email" { label = "Email"; required = true }
+field "first_name" { label = "First name" }
+"""
+
+# A marketer's restyled copy of the form page: the same data, another look.
+BRAND_TEMPLATE = """{{<pages/layout}}
+{{$title}}{{form.title}}{{/title}}
+{{$body}}
+<h1 class="brand">{{form.title}} &mdash; once a month</h1>
+<form method="post">
+{{#fields}}<p><label for="{{id}}">{{label}}</label>
+<input type="{{type}}" id="{{id}}" name="{{name}}" value="{{value}}">
+{{#error}}<span class="error">{{error}}</span>{{/error}}</p>{{/fields}}
+<button type="submit">Subscribe</button>
+</form>
+{{/body}}
+{{/pages/layout}}
+"""
+
 
 def chromium_driver():
     from selenium import webdriver
@@ -102,9 +126,15 @@ def env():
     tmp = harness.TempDir("pages")
     mt.routing_dir(tmp, ROUTING, scoring=SCORING)
     mt.write_file(os.path.join(tmp.path, "forms", "contact.conf"), FORM)
+    mt.write_file(os.path.join(tmp.path, "forms", "news.conf"), NEWS_FORM)
+    mt.write_file(os.path.join(tmp.path, "tpl", "brand", "form.mustache"),
+                  BRAND_TEMPLATE)
     outbox = tmp.sub("outbox", owner_daemon=True)
     d = harness.Daemon(tmp, name="pg", top={"forms": "forms"}, extra_lines=[
-        "mail {", '\ttransport = "maildir:%s"' % outbox, "}"])
+        "mail {", '\ttransport = "maildir:%s"' % outbox, "}",
+        'list "news" {', '\ttitle = "Acme News"', "\tdouble_optin = true",
+        "}"])
+    d.outbox = mt.Maildir(outbox)
     browser = None
     try:
         d.start(timeout=30)
@@ -553,3 +583,76 @@ def test_admin_dashboard(env):
     assert acc["bob"][1:3] == d.psql(
         "SELECT count(*) || '|' || count(*) FILTER (WHERE status = "
         "'accepted') FROM offers WHERE rep_id = 'bob'").split("|")
+
+
+# ---- forms ---------------------------------------------------------------------------
+
+def test_form_errors_keep_values(env):
+    from selenium.webdriver.common.by import By
+    d, b = env, env.browser
+    phone(d)
+    b.get(url(d, "/f/contact"))
+    assert b.find_element(By.TAG_NAME, "h1").text == "Talk to sales"
+    assert unlabeled_inputs(b) == []
+    b.find_element(By.ID, "f-email").send_keys("not-an-address")
+    b.find_element(By.ID, "f-name").send_keys("Zoë Quinn")
+    b.find_element(By.ID, "f-company").send_keys("Quinn & Co")
+    b.find_element(By.ID, "f-message").send_keys("Line one, <b>two</b>")
+    # the browser's own checks off: the server's are what is tested
+    b.execute_script("document.querySelector('main form').noValidate = true")
+    b.find_element(By.CSS_SELECTOR, "main form button").click()
+    err = wait_until(lambda: b.find_elements(By.CSS_SELECTOR, "p.error"), 5,
+                     what="inline error")
+    assert len(err) == 1 and "email" in err[0].text.lower()
+    email = b.find_element(By.ID, "f-email")
+    assert email.get_attribute("aria-invalid") == "true"
+    assert email.get_attribute("aria-describedby") == err[0].get_attribute(
+        "id")
+    assert email.get_attribute("value") == "not-an-address"
+    assert b.find_element(By.ID, "f-name").get_attribute("value") == \
+        "Zoë Quinn"
+    assert b.find_element(By.ID, "f-company").get_attribute("value") == \
+        "Quinn & Co"
+    assert b.find_element(By.ID, "f-message").get_attribute("value") == \
+        "Line one, <b>two</b>"
+    assert unlabeled_inputs(b) == []
+    assert d.psql("SELECT count(*) FROM leads WHERE company = "
+                  "'Quinn & Co'") == "0"
+    shot(d, "form-error")
+    email = b.find_element(By.ID, "f-email")
+    email.clear()
+    email.send_keys("zoe@quinn.example")
+    b.find_element(By.CSS_SELECTOR, "main form button").click()
+    wait_until(lambda: "Thank you, Zoë" in
+               b.find_element(By.TAG_NAME, "h1").text, 5, what="thanks")
+    assert d.psql("SELECT company FROM leads WHERE email = "
+                  "'zoe@quinn.example'") == "Quinn & Co"
+
+
+def test_restyled_form_double_opt_in(env):
+    from selenium.webdriver.common.by import By
+    d, b = env, env.browser
+    phone(d)
+    b.get(url(d, "/f/news"))
+    assert b.find_element(By.CSS_SELECTOR, "h1.brand").text == \
+        "Acme News — once a month"
+    assert unlabeled_inputs(b) == []
+    b.find_element(By.ID, "f-email").send_keys("reader@news.example")
+    b.find_element(By.ID, "f-first_name").send_keys("Rita")
+    b.find_element(By.XPATH, "//button[text()='Subscribe']").click()
+    wait_until(lambda: "Thank you, Rita" in
+               b.find_element(By.TAG_NAME, "h1").text, 5, what="thanks")
+    sub = "SELECT s.status FROM subscriptions s JOIN leads l ON l.id = " \
+        "s.lead_id WHERE l.email = 'reader@news.example'"
+    assert d.psql(sub) == "unconfirmed"
+    msg = wait_until(lambda: [m for m in d.outbox.messages() if
+                              "reader@news.example" in (m[2]["To"] or "")],
+                     10, what="confirmation email")
+    body = msg[-1][1].decode(errors="replace").replace("=\r\n", "")
+    link = re.search(r"(/s/[A-Za-z0-9_-]+)", body).group(1)
+    b.get(url(d, link))
+    assert d.psql(sub) == "unconfirmed"   # opening the link is not enough
+    b.find_element(By.XPATH, "//button[text()='Yes, subscribe me']").click()
+    wait_until(lambda: "You are subscribed" in
+               b.find_element(By.TAG_NAME, "h1").text, 5, what="confirmed")
+    assert d.psql(sub) == "confirmed"
