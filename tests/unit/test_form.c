@@ -299,8 +299,26 @@ missing_page_template(void **state)
 	(void)state;
 	write_file(dir, "c.conf", "field \"email\" { }\n");
 	assert_int_equal(form_load_dir(dir, none, NULL, &set, &errs), 2);
-	expect_error(&errs, dir, "c.conf", 0, 0, "the template 'pages/form'");
+	expect_error(&errs, dir, "c.conf", 0, 0, "no template 'pages/form'");
 	expect_error(&errs, dir, "c.conf", 0, 0, "no template 'pages/thanks'");
+	form_set_free(&set);
+	cfgfile_errors_free(&errs);
+	/* a form's own page template: there, or an error at its line */
+	errs.n = 0;
+	errs.msgs = NULL;
+	write_file(dir, "c.conf", "thank_you = \"t\"\ntemplate = \"brand/form\"\n"
+	    "field \"email\" { }\n");
+	assert_int_equal(tmpl_set_add(none, "t", "x", 1, NULL), 0);
+	assert_int_equal(form_load_dir(dir, none, NULL, &set, &errs), 1);
+	expect_error(&errs, dir, "c.conf", 2, 12, "no template 'brand/form'");
+	form_set_free(&set);
+	cfgfile_errors_free(&errs);
+	errs.n = 0;
+	errs.msgs = NULL;
+	assert_int_equal(tmpl_set_add(none, "brand/form", "<form>", 6, NULL),
+	    0);
+	assert_int_equal(form_load_dir(dir, none, NULL, &set, &errs), 0);
+	assert_string_equal(form_find(&set, "c")->page, "brand/form");
 	form_set_free(&set);
 	cfgfile_errors_free(&errs);
 	tmpl_set_free(none);
