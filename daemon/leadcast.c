@@ -414,6 +414,7 @@ cmd_campaign(const char *path, char **args, int nargs)
 			print_counts("deliveries", json_object_get(doc,
 			    "deliveries"));
 			print_counts("events", json_object_get(doc, "events"));
+			print_counts("bounced", json_object_get(doc, "bounces"));
 		}
 	} else if (!strcmp(verb, "start") || !strcmp(verb, "pause") ||
 	    !strcmp(verb, "resume") || !strcmp(verb, "cancel")) {

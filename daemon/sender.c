@@ -1625,6 +1625,8 @@ on_report(void *arg, const PGresult *res, const char *err)
 	    "finished_at", PQgetisnull(res, 0, 5) ? NULL :
 	    PQgetvalue(res, 0, 5));
 	json_object_set_new(doc, "id", json_integer(atoll(PQgetvalue(res, 0, 1))));
+	json_object_set_new(doc, "bounces", json_loads(PQgetvalue(res, 0, 8), 0,
+	    NULL));
 	if (!strcmp(PQgetvalue(res, 0, 7), "sms")) {
 		/* texts: messages, parts, cost and counts by status */
 		json_t *t = json_loads(PQgetvalue(res, 0, 6), 0, NULL);
@@ -1799,7 +1801,16 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 		    "status, n) FILTER (WHERE status IS NOT NULL), '{}')) FROM "
 		    "(SELECT status, count(*) AS n, sum(segments) AS segments, "
 		    "sum(cost) AS cost FROM sms WHERE campaign_id = c.id GROUP BY "
-		    "status) z)::text, c.kind FROM campaigns c WHERE c.name = $1",
+		    "status) z)::text, c.kind, "
+		    /* bounced recipients by class (SMTP time and reports) */
+		    "(SELECT jsonb_build_object('hard', count(DISTINCT "
+		    "delivery_id) FILTER (WHERE class = 'hard'), 'soft', "
+		    "count(DISTINCT delivery_id) FILTER (WHERE class = 'soft' AND "
+		    "counted), 'complaints', count(DISTINCT delivery_id) FILTER "
+		    "(WHERE class = 'complaint'), 'auto_replies', count(DISTINCT "
+		    "delivery_id) FILTER (WHERE class = 'auto_reply')) FROM "
+		    "bounces WHERE campaign_id = c.id)::text "
+		    "FROM campaigns c WHERE c.name = $1",
 		    1, p, on_report, a);
 	} else {
 		action_reply(a, 400, error_doc("unknown action %s", what));

@@ -386,6 +386,9 @@ def test_imap_idle_effects_and_review(env):
     rep = mt.report(e.d, "news")
     assert rep["events"].get("bounce", 0) >= 2
     assert rep["events"].get("complaint") == 1
+    assert rep["bounces"]["hard"] >= 1 and rep["bounces"]["soft"] >= 1
+    assert rep["bounces"]["complaints"] == 1
+    assert rep["bounces"]["auto_replies"] == 1
     # the review list names the unreadable one; test parses a file
     out = harness.cli(e.d.conf_path, "bounces", "review", "--json")
     assert out.returncode == 0, out.stderr
