@@ -1,6 +1,6 @@
 """
 Bounce and complaint processing against a real Dovecot (dovecottools):
-one daemon reads six mailboxes at once, of two Dovecot servers (one
+one daemon reads eight mailboxes at once, of two Dovecot servers (one
 offering IDLE, one not):
 
   idle   IMAP with IDLE, delete, review folder "Review", poll 30s (only
@@ -12,6 +12,8 @@ offering IDLE, one not):
          and the others are not held up
   drop   IMAP through a proxy that cuts the connection in the middle of a
          fetch
+  tls    IMAPS with the server's (self-signed) certificate as ca_file
+  tlsbad IMAPS trusting only the system's CAs: refused, said, untouched
 
 The campaign "news" goes to 20 subscribers through the maildir transport;
 the bounces are written as real DSN (RFC 3464), ARF (RFC 5965), RFC 3834
@@ -259,12 +261,13 @@ def env():
     e = Env()
     e.tmp = harness.TempDir("bnc")
     e.dv = dovecottools.Dovecot(e.tmp, name="dv1", idle=True)
-    e.dv2 = dovecottools.Dovecot(e.tmp, name="dv2", idle=False)
+    e.dv2 = dovecottools.Dovecot(e.tmp, name="dv2", idle=False, tls=True)
     for u in ("idle", "seen", "pop", "bad"):
         e.dv.add_user(u, "pw-" + u)
-    for u in ("poll", "drop"):
+    for u in ("poll", "drop", "tls", "tlsbad"):
         e.dv2.add_user(u, "pw-" + u)
     e.dv.deliver("bad", unrelated(99))
+    e.dv2.deliver("tlsbad", unrelated(98))
     e.dv.start()
     e.dv2.start()
     e.proxy = CuttingProxy(e.dv2.imap_port)
@@ -283,6 +286,8 @@ def env():
                            move_to="Processed", review_folder="Review"),
         e.dv.mailbox_conf("bad", "bad", password="wrong-password"),
         e.dv2.mailbox_conf("drop", "drop", port=e.proxy.port, timeout="3s"),
+        e.dv2.mailbox_conf("tls", "tls", protocol="imaps", ca_file=e.dv2.cert),
+        e.dv2.mailbox_conf("tlsbad", "tlsbad", protocol="imaps"),
     ]
     extra = ['list "news" { }', "mail {", '\ttransport = "maildir:outbox"',
              "\tsoft_bounce_limit = 2", "\tsoft_bounce_window = 7d", "}"]
@@ -497,3 +502,18 @@ def test_dropped_connection_mid_fetch(env):
     for i in (7, 8, 9):
         assert bounce_rows(e, i) == 1
     assert "mailbox drop" in e.d.log()
+
+
+def test_imaps_certificate_checked(env):
+    e = env
+    d10 = e.dl[10]
+    e.dv2.deliver("tls", dsn(verp(e, 10), d10["email"], "5.1.1", "550 5.1.1 "
+                             "unknown", d10["mid"], "hard10@mx"))
+    wait_until(lambda: e.dv2.count("tls") == 0 and bounce_rows(e, 10) == 1,
+               20, what="the imaps mailbox processed")
+    wait_until(lambda: "certificate verify failed" in e.d.log(), 15,
+               what="a log line for the unverified certificate")
+    line = [l for l in e.d.log().splitlines() if "mailbox tlsbad" in l and
+            "certificate" in l][0]
+    assert "TLS: certificate verify failed" in line, line
+    assert e.dv2.count("tlsbad") == 1
