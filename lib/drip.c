@@ -1114,8 +1114,10 @@ drip_goal_match(const struct drip_def *d, const char *type,
 {
 	unsigned g = 0;
 
-	if (!strcmp(type, "reply") || !strcmp(type, "replied") ||
-	    !strcmp(type, "sms_reply"))
+	/* an automatic reply (out of office: data.auto, daemon/bounces.c)
+	 * is not the person replying */
+	if ((!strcmp(type, "reply") && !json_is_true(json_object_get(data,
+	    "auto"))) || !strcmp(type, "replied") || !strcmp(type, "sms_reply"))
 		g = DRIP_G_REPLIED;
 	else if (!strcmp(type, "click")) {
 		const char *url = json_string_value(json_object_get(data, "url"));
