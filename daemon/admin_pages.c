@@ -20,9 +20,11 @@
  * auth with any user name and the admin token as password (what a
  * browser asks for), compared in constant time; else 401 with a Basic
  * challenge. GET only: nothing here changes anything. Each page is one
- * query (its parts as JSON columns) on a shared session. Events without
- * a client class (recorded before tracking classified hits) count as
- * human.
+ * query (its parts as JSON columns) on a shared session. The measures
+ * are those of `leadcast report campaigns` (track_report.c): unique
+ * counts are messages with at least one such event, "human" is
+ * events.class = 'human' (hits recorded before classification count for
+ * neither side), test copies are left out.
  * It does not aggregate in C what SQL can, nor write anything.
  */
 #include "config.h"
@@ -417,7 +419,8 @@ pct(double part, double whole)
     "coalesce(e.clicked, 0), coalesce(e.unsubs, 0), coalesce(e.complaints, " \
     "0)) AS r FROM campaigns c LEFT JOIN (SELECT campaign_id, count(*) AS n, " \
     "count(*) FILTER (WHERE status = 'sent') AS sent, count(*) FILTER " \
-    "(WHERE status = 'bounced') AS bounced FROM deliveries GROUP BY 1) d " \
+    "(WHERE status = 'bounced') AS bounced FROM deliveries WHERE vars IS " \
+    "NULL OR NOT vars ? 'test' GROUP BY 1) d " \
     "ON d.campaign_id = c.id LEFT JOIN (SELECT campaign_id, count(DISTINCT " \
     "delivery_id) FILTER (WHERE type = 'open') AS opened, count(DISTINCT " \
     "delivery_id) FILTER (WHERE type = 'open' AND human) AS human_opened, " \
@@ -425,8 +428,8 @@ pct(double part, double whole)
     "AS clicked, count(DISTINCT delivery_id) FILTER (WHERE type = " \
     "'unsubscribe') AS unsubs, count(DISTINCT delivery_id) FILTER (WHERE " \
     "type = 'complaint') AS complaints FROM (SELECT campaign_id, " \
-    "delivery_id, type, coalesce(ev.class, 'human') = 'human' AS " \
-    "human FROM events ev WHERE campaign_id IS NOT NULL) x " \
+    "delivery_id, type, ev.class = 'human' AS human FROM events ev " \
+    "WHERE campaign_id IS NOT NULL) x " \
     "GROUP BY 1) e ON e.campaign_id = c.id"
 
 static const char *const campaign_cols[] = { "Campaign", "Kind", "Status",
@@ -625,7 +628,7 @@ compare(struct lc_daemon *d, struct httpd_req *r)
 static const char campaign_sql[] =
     "WITH c AS (" CAMPAIGN_ROWS_SQL " WHERE c.name = $1), "
     "ev AS (SELECT e.type, e.created_at, e.link_id, e.delivery_id, "
-    "coalesce(e.class, 'human') AS class FROM events e WHERE "
+    "coalesce(e.class, 'unclassified') AS class FROM events e WHERE "
     "e.campaign_id = (SELECT id FROM c) AND e.type IN ('open', 'click')), "
     "span AS (SELECT coalesce((SELECT started_at FROM campaigns WHERE id = "
     "(SELECT id FROM c)), (SELECT min(created_at) FROM ev), now()) AS s), "
@@ -640,12 +643,13 @@ static const char campaign_sql[] =
     "'UTC', CASE WHEN (SELECT u FROM u) = 'hour' THEN 'DD HH24h' ELSE "
     "'Mon DD' END), (SELECT count(*) FROM ev WHERE type = 'open' AND "
     "class = 'human' AND date_trunc((SELECT u FROM u), created_at) = b.b), "
-    "(SELECT count(*) FROM ev WHERE type = 'open' AND class <> 'human' AND "
-    "date_trunc((SELECT u FROM u), created_at) = b.b), (SELECT count(*) "
+    "(SELECT count(*) FROM ev WHERE type = 'open' AND class IN ("
+    "'machine', 'scanner') AND date_trunc((SELECT u FROM u), created_at) = "
+    "b.b), (SELECT count(*) "
     "FROM ev WHERE type = 'click' AND class = 'human' AND date_trunc(("
     "SELECT u FROM u), created_at) = b.b), (SELECT count(*) FROM ev WHERE "
-    "type = 'click' AND class <> 'human' AND date_trunc((SELECT u FROM u), "
-    "created_at) = b.b)) ORDER BY b.b), "
+    "type = 'click' AND class IN ('machine', 'scanner') AND date_trunc(("
+    "SELECT u FROM u), created_at) = b.b)) ORDER BY b.b), "
     "'[]') FROM b)::text, "
     "(SELECT json_agg(json_build_array(t, (SELECT count(*) FROM ev WHERE "
     "type = t AND class = 'human'), (SELECT count(*) FROM ev WHERE type = "
