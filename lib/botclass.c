@@ -112,6 +112,23 @@ list_free(struct list *l)
 	free(l->nets);
 }
 
+/* s as written, NUL, then s in ASCII lower case: one new allocation (the
+ * text for reasons, the copy for matching). */
+static char *
+lower_dup(const char *s)
+{
+	size_t n = strlen(s);
+	char *d = malloc(2 * n + 2);
+
+	if (!d)
+		return NULL;
+	memcpy(d, s, n + 1);
+	for (size_t i = 0; i <= n; i++)
+		d[n + 1 + i] = s[i] >= 'A' && s[i] <= 'Z' ?
+		    (char)(s[i] - 'A' + 'a') : s[i];
+	return d;
+}
+
 static int
 add_agent(struct list *l, const char *s, const char *what, char *err,
     size_t n)
@@ -124,7 +141,7 @@ add_agent(struct list *l, const char *s, const char *what, char *err,
 		return -1;
 	}
 	if (!(v = realloc(l->agents, (l->nagents + 1) * sizeof(*v))) ||
-	    !(v[l->nagents] = strdup(s))) {
+	    !(v[l->nagents] = lower_dup(s))) {
 		if (v)
 			l->agents = v;
 		snprintf(err, n, "out of memory");
@@ -209,14 +226,15 @@ botclass_free(struct botclass *b)
 	free(b);
 }
 
+/* ua is in lower case already, as the patterns are. */
 static const char *
 agent_match(const struct list *l, const char *ua)
 {
 	for (size_t i = 0; i < l->nagents; i++) {
-		const char *p = l->agents[i];
+		const char *p = l->agents[i], *lp = p + strlen(p) + 1;
 
-		if (p[0] == '=' ? strcasecmp(ua, p + 1) == 0 :
-		    strcasestr(ua, p) != NULL)
+		if (lp[0] == '=' ? strcmp(ua, lp + 1) == 0 :
+		    strstr(ua, lp) != NULL)
 			return p;
 	}
 	return NULL;
@@ -241,16 +259,23 @@ botclass_classify(const struct botclass *b, const char *ua, const char *ip,
     char *reason, size_t n)
 {
 	const char *m;
+	char low[BOTCLASS_UA_ABSURD + 1];
+	size_t len;
 
 	ua = ua ? ua : "";
 	if (!*ua) {
 		snprintf(reason, n, "no-agent");
 		return HIT_SCANNER;
 	}
-	if (strlen(ua) > BOTCLASS_UA_ABSURD) {
+	if ((len = strlen(ua)) > BOTCLASS_UA_ABSURD) {
 		snprintf(reason, n, "long-agent");
 		return HIT_SCANNER;
 	}
+	/* once in lower case, then plain (vectorized) substring searches */
+	for (size_t i = 0; i <= len; i++)
+		low[i] = ua[i] >= 'A' && ua[i] <= 'Z' ? (char)(ua[i] - 'A' + 'a') :
+		    ua[i];
+	ua = low;
 	if ((m = agent_match(&b->scanner, ua))) {
 		snprintf(reason, n, "agent:%s", m);
 		return HIT_SCANNER;
