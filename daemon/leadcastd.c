@@ -608,7 +608,6 @@ main(int argc, char **argv)
 	/* drained (or timed out): tear down in reverse order */
 	bounces_stop(d->bounces);
 	workq_free(d->workq);
-	track_free(d->track);   /* spools what the database did not take */
 	drip_free(d->drip);
 	sms_free(d->sms);
 	router_free(d->router);
@@ -617,6 +616,9 @@ main(int argc, char **argv)
 		db_free(d->sessions[i]);
 	db_free(d->db);
 	bounces_free(d->bounces);       /* after its queries were answered */
+	/* after the sessions its scoring used; spools what the database did
+	 * not take */
+	track_free(d->track);
 	if (d->embedded && pgembed_running(&d->pg) && pgembed_stop(&d->pg) < 0)
 		log_warn("the embedded PostgreSQL did not stop cleanly: see %s",
 		    d->pg.logfile);

@@ -202,6 +202,10 @@ on_miss_row(void *arg, const PGresult *res, const char *err)
 {
 	struct miss *m = arg;
 
+	if (m->t->closing) {    /* the threads are gone: nobody to answer */
+		free(m);
+		return;
+	}
 	if (!err && PQntuples(res) == 1) {
 		linktab_add(m->t->links, m->link, PQgetvalue(res, 0, 0),
 		    PQgetvalue(res, 0, 1));
