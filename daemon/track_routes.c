@@ -26,6 +26,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <fnmatch.h>
 #include <stdio.h>
@@ -68,6 +69,45 @@ user_agent(struct httpd_req *r, char *out, size_t n)
 	snprintf(out, n, "%s", ua ? ua : "");
 }
 
+/*
+ * The client's address: the peer's, or, when the peer is one of
+ * track.trusted_proxies, the last address of X-Forwarded-For (the one that
+ * proxy saw). Written to out (size n).
+ */
+static const char *
+client(struct track_ctx *c, struct httpd_req *r, char *out, size_t n)
+{
+	const struct conf *cf = track_ctx_conf(c);
+	const char *xff, *last;
+	char tmp[64];
+	unsigned char buf[16];
+	size_t l;
+
+	snprintf(out, n, "%s", r->client_ip);
+	for (size_t i = 0; i < cf->track.trusted_proxies.n; i++) {
+		if (strcmp(r->client_ip, cf->track.trusted_proxies.v[i]) != 0)
+			continue;
+		xff = evhttp_find_header(evhttp_request_get_input_headers(r->req),
+		    "X-Forwarded-For");
+		if (!xff)
+			break;
+		last = strrchr(xff, ',');
+		last = last ? last + 1 : xff;
+		while (*last == ' ')
+			last++;
+		l = strcspn(last, " ");
+		if (l == 0 || l >= sizeof(tmp))
+			break;
+		memcpy(tmp, last, l);
+		tmp[l] = '\0';
+		if (inet_pton(AF_INET, tmp, buf) == 1 ||
+		    inet_pton(AF_INET6, tmp, buf) == 1)
+			snprintf(out, n, "%s", tmp);
+		break;
+	}
+	return out;
+}
+
 /* Fill a hit of type with the request's client, classified. */
 static void
 hit_from(struct track_ctx *c, struct httpd_req *r, int type, struct hit *h)
@@ -75,12 +115,15 @@ hit_from(struct track_ctx *c, struct httpd_req *r, int type, struct hit *h)
 	const char *ua = evhttp_find_header(
 	    evhttp_request_get_input_headers(r->req), "User-Agent");
 
+	char ip[64];
+
+	client(c, r, ip, sizeof(ip));
 	memset(h, 0, sizeof(*h));
 	h->type = (unsigned char)type;
-	hit_clean(h->ip, sizeof(h->ip), r->client_ip);
+	hit_clean(h->ip, sizeof(h->ip), ip);
 	hit_clean(h->ua, sizeof(h->ua), ua);
 	h->cls = (unsigned char)botclass_classify(track_ctx_conf(c)->track.bots,
-	    ua, r->client_ip, h->reason, sizeof(h->reason));
+	    ua, ip, h->reason, sizeof(h->reason));
 	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD &&
 	    h->cls == HIT_HUMAN) {
 		h->cls = HIT_SCANNER;
@@ -105,6 +148,7 @@ open_pixel(struct httpd_req *r, void *arg)
 	size_t len = strlen(r->tail);
 	uint64_t id, unused;
 	struct hit h;
+	char ip[64];
 
 	if (len < 5 || len > TOKEN_MAX + 4 ||
 	    strcmp(r->tail + len - 4, ".gif") != 0 ||
@@ -113,7 +157,7 @@ open_pixel(struct httpd_req *r, void *arg)
 		httpd_reply(r, 404, "text/plain", "not found\n", 10);
 		return;
 	}
-	if (track_ctx_allow(c, r->client_ip)) {
+	if (track_ctx_allow(c, client(c, r, ip, sizeof(ip)))) {
 		hit_from(c, r, HIT_OPEN, &h);
 		h.delivery = id;
 		track_ctx_record(c, &h);
@@ -193,9 +237,9 @@ redirect(struct track_ctx *c, struct httpd_req *r, const char *url,
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
 	struct hit h;
-	char decorated[URL_MAX + TOKEN_MAX + 8];
+	char decorated[URL_MAX + TOKEN_MAX + 8], ip[64];
 
-	if (track_ctx_allow(c, r->client_ip)) {
+	if (track_ctx_allow(c, client(c, r, ip, sizeof(ip)))) {
 		hit_from(c, r, HIT_CLICK, &h);
 		h.delivery = delivery;
 		h.link = link;
@@ -307,7 +351,7 @@ visit(struct httpd_req *r, void *arg)
 	const char *lc = evhttp_find_header(r->query, "lc");
 	const char *page = evhttp_find_header(r->query, "u");
 	const char *ref = evhttp_find_header(r->query, "r");
-	char ck[TOKEN_MAX];
+	char ck[TOKEN_MAX], ip[64];
 	uint64_t id, unused;
 	struct hit h;
 
@@ -322,7 +366,7 @@ visit(struct httpd_req *r, void *arg)
 	if (strlen(lc) < TOKEN_MAX && token_verify(&c->d->url_key, 'v', lc,
 	    strlen(lc), &id, &unused) == 0 && http_url(page) &&
 	    (!ref || !*ref || http_url(ref)) &&
-	    track_ctx_allow(c, r->client_ip)) {
+	    track_ctx_allow(c, client(c, r, ip, sizeof(ip)))) {
 		hit_from(c, r, HIT_VISIT, &h);
 		h.delivery = id;
 		hit_clean(h.url, sizeof(h.url), page);

@@ -499,6 +499,8 @@ static const struct conf_key track_keys[] = {
 	  3LL * 365 * 86400000, NULL, 0 },
 	{ "hot_pages", CONF_STRLIST, T(hot_pages), "", 0, 0, NULL, 0 },
 	{ "forward_rate", CONF_STR, T(forward_rate), "5/h", 0, 0, NULL, 0 },
+	{ "trusted_proxies", CONF_STRLIST, T(trusted_proxies), "", 0, 0, NULL,
+	  0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, 0 }
 };
 #undef T
@@ -550,6 +552,15 @@ check_track(struct conf *c, struct cfgfile_node *sec,
 			    "track.hot_pages: '%s': write NAME=PATTERN, e.g. "
 			    "\"pricing=*/pricing*\" (NAME: a-z 0-9 _ -, up to 47)",
 			    v);
+	}
+	for (size_t i = 0; i < t->trusted_proxies.n; i++) {
+		unsigned char a[16];
+
+		if (inet_pton(AF_INET, t->trusted_proxies.v[i], a) != 1 &&
+		    inet_pton(AF_INET6, t->trusted_proxies.v[i], a) != 1)
+			cfgfile_error(errs, at_key(sec, "trusted_proxies", &file),
+			    "track.trusted_proxies: '%s' is not an IP address",
+			    t->trusted_proxies.v[i]);
 	}
 	if (form_parse_rate(t->forward_rate, &t->forward_count,
 	    &t->forward_period_ms) < 0)

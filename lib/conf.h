@@ -62,6 +62,7 @@ struct conf_track {
 	long cookie_max_age_ms;
 	struct conf_strlist hot_pages;  /* "NAME=GLOB" on the page URL */
 	char *forward_rate;             /* forwards per address and message */
+	struct conf_strlist trusted_proxies;    /* their X-Forwarded-For counts */
 	/* derived */
 	long rate_count, rate_period_ms;        /* 0, 0: no limit */
 	long forward_count, forward_period_ms;

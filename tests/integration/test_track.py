@@ -123,7 +123,8 @@ def trk():
         tport, rate=harness.Raw('"10/m"'),
         machine_networks=["127.0.0.9"], scanner_delay=harness.Raw("3s"),
         settle=harness.Raw("200ms"), sites=["site.example"],
-        hot_pages=["pricing=*/pricing*"], forward_rate="2/h"))
+        hot_pages=["pricing=*/pricing*"], forward_rate="2/h",
+        trusted_proxies=["127.0.0.20"]))
     d.tport = tport
     d.outbox = mt.Maildir(outbox)
     try:
@@ -531,3 +532,17 @@ def test_forward_to_a_friend(trk):
     r = d.get("/api/v1/reports/campaigns?campaigns=fwd", token=d.token)
     assert r.json()["campaigns"][0]["forwards"] == 1
     assert r.json()["campaigns"][0]["recipients"] == 1     # not the copy
+
+
+def test_trusted_proxy(trk):
+    """X-Forwarded-For counts only from track.trusted_proxies."""
+    d, key, port = trk, trk.key, trk.tport
+    did, _ = make_campaign(d, "c9", [("https://p.example.com/", "")])
+    otok = mt.url_token(key, "o", did)
+    hit(port, "/o/%s.gif" % otok, "127.0.0.20",
+        headers={"X-Forwarded-For": "203.0.113.5, 127.0.0.9"})
+    hit(port, "/o/%s.gif" % otok, "127.0.0.21",
+        headers={"X-Forwarded-For": "127.0.0.9"})
+    got = wait_until(lambda: (lambda e: e if len(e) == 2 else None)(
+        events_of(d, did, "host(ip), class")), 10, what="two opens")
+    assert sorted(got) == [("127.0.0.21", "human"), ("127.0.0.9", "machine")]
