@@ -1260,15 +1260,19 @@ on_swept(void *arg, const PGresult *res, const char *err)
  * leads_unowned), so its cost stays flat however many leads are out on
  * offer; after the last it starts over. */
 static const char sweep_sql[] =
-    "WITH c AS (SELECT id FROM leads WHERE id > $1::bigint AND owner IS NULL "
-    "AND status IN ('routing', 'offered', 'recycled') ORDER BY id LIMIT "
-    "2000), "
-    "s AS (UPDATE leads SET route_at = now() WHERE id IN (SELECT c.id FROM "
-    "c JOIN leads l ON l.id = c.id WHERE l.owner IS NULL AND l.route_at IS "
-    "NULL AND l.queue IS NULL AND l.updated_at < now() - interval "
-    "'5 seconds' AND l.status IN ('routing', 'offered', 'recycled') AND "
-    "NOT EXISTS (SELECT 1 FROM offers o WHERE o.lead_id = l.id AND "
-    "o.status = 'pending') FOR UPDATE OF l SKIP LOCKED) RETURNING 1) "
+    "WITH c AS (SELECT l.id, l.route_at IS NULL AND l.queue IS NULL AND "
+    "l.updated_at < now() - interval '5 seconds' AND NOT EXISTS (SELECT 1 "
+    "FROM offers o WHERE o.lead_id = l.id AND o.status = 'pending') AS stray "
+    "FROM leads l WHERE l.id > $1::bigint AND l.owner IS NULL AND l.status "
+    "IN ('routing', 'offered', 'recycled') ORDER BY l.id LIMIT 2000), "
+    /* the strays by their ids (index probes, whatever the estimates),
+     * checked again under their row locks */
+    "s AS (UPDATE leads SET route_at = now() WHERE id IN (SELECT l.id FROM "
+    "leads l WHERE l.id = ANY(ARRAY(SELECT id FROM c WHERE stray)) AND "
+    "l.owner IS NULL AND l.route_at IS NULL AND l.queue IS NULL AND "
+    "l.status IN ('routing', 'offered', 'recycled') AND NOT EXISTS (SELECT "
+    "1 FROM offers o WHERE o.lead_id = l.id AND o.status = 'pending') "
+    "FOR UPDATE OF l SKIP LOCKED) RETURNING 1) "
     "SELECT (SELECT count(*) FROM s), (SELECT max(id) FROM c)";
 
 static void
