@@ -9,7 +9,6 @@
 #include "tmpl.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -452,71 +451,49 @@ campaign_def_rename(struct campaign_def *c, const char *name)
 }
 
 static int
-valid_name(const char *s, size_t len)
-{
-	if (len == 0 || len > CAMPAIGN_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-			return 0;
-	return 1;
-}
-
-static int
 by_name(const void *a, const void *b)
 {
 	return strcmp((*(struct campaign_def *const *)a)->name,
 	    (*(struct campaign_def *const *)b)->name);
 }
 
+struct load_ctx {
+	const struct tmpl_set *templates;
+	int notification;
+	struct campaign_set *out;
+	struct cfgfile_errors *errs;
+};
+
+static void
+load_file(const char *path, const char *name, void *arg)
+{
+	struct load_ctx *x = arg;
+	struct campaign_def *c, **v;
+
+	if (!(c = load_one(path, name, x->templates, x->notification,
+	    x->errs)))
+		return;
+	if (!(v = realloc(x->out->v, (x->out->n + 1) * sizeof(*v)))) {
+		def_free(c);
+		return;
+	}
+	x->out->v = v;
+	x->out->v[x->out->n++] = c;
+}
+
 static int
 load_dir(const char *dir, const struct tmpl_set *templates, int notification,
     struct campaign_set *out, struct cfgfile_errors *errs)
 {
-	size_t before = errs->n;
-	struct dirent *e;
-	DIR *d;
+	struct load_ctx x = { templates, notification, out, errs };
+	int n;
 
 	memset(out, 0, sizeof(*out));
-	if (!(d = opendir(dir))) {
-		if (errno != ENOENT) {
-			struct cfgfile_pos p = { dir, 0, 0 };
-
-			cfgfile_error(errs, &p, "cannot read the campaigns "
-			    "directory: %s", strerror(errno));
-		}
-		return (int)(errs->n - before);
-	}
-	while ((e = readdir(d)) != NULL) {
-		size_t len = strlen(e->d_name);
-		struct campaign_def *c, **v;
-		char path[4096], name[CAMPAIGN_NAME_MAX + 1];
-
-		if (e->d_name[0] == '.' || len < 6 ||
-		    strcmp(e->d_name + len - 5, ".conf") != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (!valid_name(e->d_name, len - 5)) {
-			struct cfgfile_pos p = { path, 0, 0 };
-
-			cfgfile_error(errs, &p, "campaign file names use letters, "
-			    "digits, - and _ (at most %d)", CAMPAIGN_NAME_MAX);
-			continue;
-		}
-		snprintf(name, sizeof(name), "%.*s", (int)(len - 5), e->d_name);
-		if (!(c = load_one(path, name, templates, notification, errs)))
-			continue;
-		if (!(v = realloc(out->v, (out->n + 1) * sizeof(*v)))) {
-			def_free(c);
-			continue;
-		}
-		out->v = v;
-		out->v[out->n++] = c;
-	}
-	closedir(d);
+	n = cfgfile_each_file(dir, "campaign", CAMPAIGN_NAME_MAX, errs,
+	    load_file, &x);
 	if (out->n > 1)
 		qsort(out->v, out->n, sizeof(*out->v), by_name);
-	return (int)(errs->n - before);
+	return n;
 }
 
 int

@@ -6,6 +6,7 @@
 #include "buf.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <glob.h>
 #include <libgen.h>
@@ -744,4 +745,49 @@ cfgfile_item_pos(struct cfgfile_node *sec, const char *key, size_t i)
 	if (n && n->kind == CFGFILE_LIST && i < n->nitems)
 		return n->item_pos[i];
 	return cfgfile_key_pos(sec, key);
+}
+
+int
+cfgfile_each_file(const char *dir, const char *what, size_t max_name,
+    struct cfgfile_errors *errs,
+    void (*fn)(const char *path, const char *name, void *arg), void *arg)
+{
+	size_t before = errs->n;
+	struct dirent *e;
+	DIR *d;
+
+	if (!(d = opendir(dir))) {
+		if (errno != ENOENT) {
+			struct cfgfile_pos p = { dir, 0, 0 };
+
+			cfgfile_error(errs, &p, "cannot read the %ss directory: "
+			    "%s", what, strerror(errno));
+		}
+		return (int)(errs->n - before);
+	}
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name), i;
+		char path[4096], name[256];
+
+		if (e->d_name[0] == '.' || len < 6 ||
+		    strcmp(e->d_name + len - 5, ".conf") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		for (i = 0; i < len - 5; i++)
+			if (!isalnum((unsigned char)e->d_name[i]) &&
+			    e->d_name[i] != '-' && e->d_name[i] != '_')
+				break;
+		if (i < len - 5 || len - 5 > max_name ||
+		    len - 5 >= sizeof(name)) {
+			struct cfgfile_pos p = { path, 0, 0 };
+
+			cfgfile_error(errs, &p, "%s file names use letters, "
+			    "digits, - and _ (at most %zu)", what, max_name);
+			continue;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(len - 5), e->d_name);
+		fn(path, name, arg);
+	}
+	closedir(d);
+	return (int)(errs->n - before);
 }

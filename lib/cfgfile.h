@@ -54,6 +54,17 @@ void cfgfile_error(struct cfgfile_errors *e, const struct cfgfile_pos *pos,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void cfgfile_errors_free(struct cfgfile_errors *e);
 
+/*
+ * Each NAME.conf of the directory dir, in no set order: fn(path, name, arg).
+ * NAME is letters, digits, - and _, at most max_name bytes; another name
+ * is an error naming the file ("WHAT file names use ..."). A directory that
+ * does not exist holds nothing; one that cannot be read is an error.
+ * Returns the number of errors added to errs.
+ */
+int cfgfile_each_file(const char *dir, const char *what, size_t max_name,
+    struct cfgfile_errors *errs,
+    void (*fn)(const char *path, const char *name, void *arg), void *arg);
+
 /* A parsed file: its root section and the file names positions point at. */
 struct cfgfile_tree {
 	struct cfgfile_node *root;      /* a SECTION with key "" */

@@ -5,7 +5,6 @@
 #include "drip.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -937,62 +936,51 @@ read_file(const char *path, size_t *len, char *err, size_t n)
 	return buf;
 }
 
+struct load_ctx {
+	const struct tmpl_set *templates;
+	const struct campaign_set *notifications;
+	struct drip_set *out;
+	struct cfgfile_errors *errs;
+};
+
+static void
+load_file(const char *path, const char *name, void *arg)
+{
+	struct load_ctx *x = arg;
+	struct drip_def *d, **v;
+	char err[256], *text;
+	size_t tlen;
+
+	if (!(text = read_file(path, &tlen, err, sizeof(err)))) {
+		struct cfgfile_pos p = { path, 0, 0 };
+
+		cfgfile_error(x->errs, &p, "%s", err);
+		return;
+	}
+	d = drip_parse(name, path, text, tlen, x->templates, x->notifications,
+	    x->errs);
+	free(text);
+	if (!d)
+		return;
+	if (!(v = realloc(x->out->v, (x->out->n + 1) * sizeof(*v))))
+		abort();
+	x->out->v = v;
+	x->out->v[x->out->n++] = d;
+}
+
 int
 drip_load_dir(const char *dir, const struct tmpl_set *templates,
     const struct campaign_set *notifications, struct drip_set *out,
     struct cfgfile_errors *errs)
 {
-	size_t before = errs->n;
-	struct dirent *e;
-	DIR *dp;
+	struct load_ctx x = { templates, notifications, out, errs };
+	int n;
 
 	memset(out, 0, sizeof(*out));
-	if (!(dp = opendir(dir))) {
-		if (errno != ENOENT) {
-			struct cfgfile_pos p = { dir, 0, 0 };
-
-			cfgfile_error(errs, &p, "cannot read the drips directory: "
-			    "%s", strerror(errno));
-		}
-		return (int)(errs->n - before);
-	}
-	while ((e = readdir(dp)) != NULL) {
-		size_t len = strlen(e->d_name), tlen;
-		struct drip_def *d, **v;
-		char path[4096], name[DRIP_NAME_MAX + 1], err[256], *text;
-
-		if (e->d_name[0] == '.' || len < 6 ||
-		    strcmp(e->d_name + len - 5, ".conf") != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (!valid_name(e->d_name, len - 5)) {
-			struct cfgfile_pos p = { path, 0, 0 };
-
-			cfgfile_error(errs, &p, "drip file names use letters, "
-			    "digits, - and _ (at most %d)", DRIP_NAME_MAX);
-			continue;
-		}
-		if (!(text = read_file(path, &tlen, err, sizeof(err)))) {
-			struct cfgfile_pos p = { path, 0, 0 };
-
-			cfgfile_error(errs, &p, "%s", err);
-			continue;
-		}
-		snprintf(name, sizeof(name), "%.*s", (int)(len - 5), e->d_name);
-		d = drip_parse(name, path, text, tlen, templates, notifications,
-		    errs);
-		free(text);
-		if (!d)
-			continue;
-		if (!(v = realloc(out->v, (out->n + 1) * sizeof(*v))))
-			abort();
-		out->v = v;
-		out->v[out->n++] = d;
-	}
-	closedir(dp);
+	n = cfgfile_each_file(dir, "drip", DRIP_NAME_MAX, errs, load_file, &x);
 	if (out->n > 1)
 		qsort(out->v, out->n, sizeof(*out->v), by_name);
-	return (int)(errs->n - before);
+	return n;
 }
 
 void
