@@ -566,7 +566,15 @@ flush(evutil_socket_t fd, short what, void *arg)
 	if (max > BATCH_MAX)
 		max = BATCH_MAX;
 	while (t->inflight < MAX_INFLIGHT || db_state(t->db) != DB_READY) {
-		struct hit *h = t->npool ? t->pool[--t->npool] :
+		struct hit *h;
+
+		/* a partial batch waits while another is being written: the
+		 * batches grow with the load, and PostgreSQL parses and plans
+		 * one statement for many hits rather than one every flush */
+		if (t->inflight > 0 && db_state(t->db) == DB_READY &&
+		    hitq_len(t->q) < max)
+			break;
+		h = t->npool ? t->pool[--t->npool] :
 		    malloc(BATCH_MAX * sizeof(*h));
 
 		if (!h) {
