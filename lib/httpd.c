@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -281,7 +282,7 @@ reply_plain(struct evhttp_request *req, const char *route, int code,
 	if (code == 401)
 		evhttp_add_header(oh, "WWW-Authenticate",
 		    "Bearer realm=\"leadcast\"");
-	if (b)
+	if (b && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
 		evbuffer_add(b, body, strlen(body));
 	evhttp_send_reply(req, code, reason, b);
 	if (b)
@@ -426,13 +427,44 @@ httpd_dispatch(struct evhttp_request *req, void *arg)
 	route->fn(&ctx->pub, route->arg);
 }
 
+/*
+ * Write the reply evhttp has just queued on the connection now, instead of
+ * on the loop's next turn (when the socket is reported writable), then run
+ * the bufferevent's write callback as the bufferevent itself does once its
+ * output is empty: evhttp ends the request there and waits for the next
+ * one. This saves a loop turn and the epoll change that asked for it on
+ * every request. A reply the socket does not take whole (or an error) is
+ * left to the bufferevent, which writes the rest and reports as usual. The
+ * output buffer's start is frozen outside the bufferevent's own writes:
+ * thawed for this write only, as the bufferevent does. bev may be freed by
+ * the callback (a connection that closes): not touched after it.
+ */
+static void
+flush_now(struct bufferevent *bev)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	int n;
+
+	if (fd < 0 || evbuffer_get_length(out) == 0 ||
+	    !(bufferevent_get_enabled(bev) & EV_WRITE))
+		return;
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, fd);
+	evbuffer_freeze(out, 1);
+	if (n > 0 && evbuffer_get_length(out) == 0)
+		bufferevent_trigger(bev, EV_WRITE, 0);
+}
+
 void
 httpd_reply(struct httpd_req *r, int code, const char *content_type,
     const void *body, size_t len)
 {
 	struct reqctx *ctx = (struct reqctx *)r;
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
-	struct evbuffer *b = evbuffer_new();
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	struct bufferevent *bev = evcon ?
+	    evhttp_connection_get_bufferevent(evcon) : NULL;
 
 	if (content_type)
 		evhttp_add_header(oh, "Content-Type", content_type);
@@ -442,11 +474,14 @@ httpd_reply(struct httpd_req *r, int code, const char *content_type,
 	if (code == 401)
 		evhttp_add_header(oh, "WWW-Authenticate",
 		    "Bearer realm=\"leadcast\"");
-	if (b && body && len)
-		evbuffer_add(b, body, len);
-	evhttp_send_reply(r->req, code, reason_for(code), b);
-	if (b)
-		evbuffer_free(b);
+	/* evhttp would send a HEAD reply's body (and no Content-Length) */
+	if (body && len && evhttp_request_get_command(r->req) !=
+	    EVHTTP_REQ_HEAD)
+		evbuffer_add(evhttp_request_get_output_buffer(r->req), body,
+		    len);
+	evhttp_send_reply(r->req, code, reason_for(code), NULL);
+	if (bev)
+		flush_now(bev);
 	count(r->httpd, r->route ? r->route->name : (code == 405 ? "method" :
 	    "unknown"), code);
 	r->httpd->in_flight--;

@@ -546,3 +546,102 @@ def test_trusted_proxy(trk):
     got = wait_until(lambda: (lambda e: e if len(e) == 2 else None)(
         events_of(d, did, "host(ip), class")), 10, what="two opens")
     assert sorted(got) == [("127.0.0.21", "human"), ("127.0.0.9", "machine")]
+
+
+def raw_exchange(port, src, data, want, heads=(), timeout=5):
+    """Send data on one connection from src; read until want answers have
+    come (or the peer closes); answers numbered in heads (from 0) are to
+    HEAD requests. Returns ([(status, headers, body)], closed)."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(src, 0))
+    buf, out, closed = b"", [], False
+    try:
+        s.sendall(data)
+        while len(out) < want:
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out, True
+                buf += chunk
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            lines = head.decode("latin-1").split("\r\n")
+            hdrs = {k.lower(): v.strip() for k, v in
+                    (l.split(":", 1) for l in lines[1:])}
+            if len(out) in heads:
+                n = 0
+            elif "content-length" in hdrs:
+                n = int(hdrs["content-length"])
+            else:       # HTTP/1.0: the body ends with the connection
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+                out.append((int(lines[0].split()[1]), hdrs, buf))
+                return out, True
+            while len(buf) < n:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out, True
+                buf += chunk
+            out.append((int(lines[0].split()[1]), hdrs, buf[:n]))
+            buf = buf[n:]
+        s.settimeout(0.5)
+        try:
+            closed = s.recv(1) == b""
+        except socket.timeout:
+            closed = False
+        return out, closed
+    finally:
+        s.close()
+
+
+def test_connections_reused_and_closed(trk):
+    """Replies are written as soon as they are made: keep-alive,
+    pipelined, HEAD, HTTP/1.0 and Connection: close requests on one
+    connection each get their whole answer, in order, and the connection
+    stays open or closes as HTTP says; every hit is stored once."""
+    d, key, port = trk, trk.key, trk.tport
+    did, links = make_campaign(d, "c10", [("https://k.example.com/", "")])
+    otok = mt.url_token(key, "o", did)
+    ctok = mt.url_token(key, "c", did, links["https://k.example.com/"])
+
+    def req(path, method="GET", version="1.1", extra=""):
+        return ("%s %s HTTP/%s\r\nHost: t\r\nUser-Agent: %s\r\n%s\r\n" % (
+            method, path, version, BROWSER, extra)).encode()
+
+    # three pipelined requests, then the connection stays open
+    out, closed = raw_exchange(port, "127.0.0.31", req("/o/%s.gif" % otok) +
+                               req("/c/" + ctok) + req("/o/%s.gif" % otok), 3)
+    assert [o[0] for o in out] == [200, 302, 200] and not closed, out
+    assert out[0][2].startswith(b"GIF89a") and len(out[2][2]) == 43
+    assert out[1][1]["location"] == "https://k.example.com/"
+    # a link not yet in memory (answered on a later loop turn), then a pixel
+    lid = one(d, "INSERT INTO campaign_links (campaign_id, url) SELECT "
+              "campaign_id, 'https://k.example.com/late' FROM deliveries "
+              "WHERE id = %d RETURNING id" % did)
+    out, closed = raw_exchange(port, "127.0.0.32", req(
+        "/c/" + mt.url_token(key, "c", did, int(lid))) +
+        req("/o/%s.gif" % otok), 2)
+    assert [o[0] for o in out] == [302, 200] and not closed, out
+    assert out[0][1]["location"] == "https://k.example.com/late"
+    # HEAD: headers only; HTTP/1.0 without keep-alive: closed after it
+    out, closed = raw_exchange(port, "127.0.0.33", req(
+        "/o/%s.gif" % otok, "HEAD") + req("/o/%s.gif" % otok, version="1.0"),
+        2, heads=(0,))
+    assert [o[0] for o in out] == [200, 200] and closed, out
+    assert out[1][2].startswith(b"GIF89a")
+    # Connection: close on HTTP/1.1: answered, then closed
+    out, closed = raw_exchange(port, "127.0.0.34", req(
+        "/o/%s.gif" % otok, extra="Connection: close\r\n"), 1)
+    assert [o[0] for o in out] == [200] and closed, out
+    # a bad request among good ones: answered 404, the rest still served
+    out, closed = raw_exchange(port, "127.0.0.35", req("/o/nothing.gif") +
+                               req("/o/%s.gif" % otok), 2)
+    assert [o[0] for o in out] == [404, 200] and not closed, out
+    wait_until(lambda: len(events_of(d, did)) == 9, 10, what="nine hits")
+    time.sleep(0.3)
+    assert len(events_of(d, did)) == 9
+    assert one(d, "SELECT count(DISTINCT hit_id) FROM events WHERE "
+               "delivery_id = %d" % did) == "9"
