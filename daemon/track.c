@@ -85,6 +85,7 @@ struct track {
 	struct event *ev_flush, *ev_tick;
 	struct hit *scratch;            /* hitq_pop's buffer */
 	size_t scratch_n;
+	size_t qcap;                    /* the queue's capacity */
 	struct hit *pool[MAX_INFLIGHT + 2];     /* free batch buffers */
 	size_t npool;
 	int inflight;                   /* batches being written */
@@ -589,6 +590,17 @@ flush(evutil_socket_t fd, short what, void *arg)
 		}
 		write_batch(t, h, n, -1);
 	}
+	/*
+	 * PostgreSQL is behind (every batch slot taken, the queue past half
+	 * full): spool whole batches from here, one fdatasync each on the
+	 * pool, rather than let the queue fill and the tracking threads spool
+	 * hit by hit, each waiting for its own fdatasync. The tick replays
+	 * them once the database has caught up.
+	 */
+	while (db_state(t->db) == DB_READY && t->inflight >= MAX_INFLIGHT &&
+	    hitq_len(t->q) > t->qcap / 2 &&
+	    (n = hitq_pop(t->q, t->scratch, max)) > 0)
+		spool_hits(t, t->scratch, n);
 }
 
 /* ---- replaying the spool ---------------------------------------------------------- */
@@ -940,6 +952,7 @@ track_new(struct lc_daemon *d, char *err, size_t n)
 	ctx_init(t, &t->loop_ctx, d->base, d->httpd);
 	snprintf(path, sizeof(path), "%s/track.spool", c->state_dir);
 	t->scratch_n = BATCH_MAX;
+	t->qcap = (size_t)c->track.queue;
 	if (!(t->q = hitq_new((size_t)c->track.queue)) ||
 	    !(t->links = linktab_new((size_t)c->track.links)) ||
 	    !(t->spool = spool_new(path)) ||

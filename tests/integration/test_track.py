@@ -280,24 +280,33 @@ def test_human_hits_score_and_route(trk):
                "lead_id = %s" % lead) == "ann rr"
 
 
-def test_spool_when_database_down(daemons, pg_private):
-    """PostgreSQL stopped: hits are answered and spooled; started again:
-    replayed, each counted once even when the spool is replayed twice."""
+def private_daemon(daemons, pg_private, name, **track_keys):
+    """A daemon on a database of pg_private (rate = none, track_keys
+    more), started, with a sent delivery. Returns (daemon, database,
+    tracking port, a query function, the delivery's open token)."""
     db = pg_private.create_db()
     tport = harness.free_port()
-    d = daemons("sp", database=pg_private.uri(db),
-                extra_lines=track_lines(tport, rate=harness.Raw("none")))
+    d = daemons(name, database=pg_private.uri(db),
+                extra_lines=track_lines(tport, rate=harness.Raw("none"),
+                                        **track_keys))
     d.start(timeout=30)
     key = pg_private.psql("SELECT value FROM settings WHERE name = "
                           "'url_key'", db=db)
 
     def q(sql):
         return pg_private.psql(sql, db=db)
-    cid = q("INSERT INTO campaigns (name) VALUES ('s') RETURNING id")
+    cid = q("INSERT INTO campaigns (name) VALUES (%s) RETURNING id" %
+            mt.sql_str(name))
     did = int(q("INSERT INTO deliveries (campaign_id, email, status, "
                 "sent_at) VALUES (%s, 'a@example.com', 'sent', now() - "
                 "interval '1 hour') RETURNING id" % cid))
-    otok = mt.url_token(key, "o", did)
+    return d, db, tport, q, mt.url_token(key, "o", did)
+
+
+def test_spool_when_database_down(daemons, pg_private):
+    """PostgreSQL stopped: hits are answered and spooled; started again:
+    replayed, each counted once even when the spool is replayed twice."""
+    d, db, tport, q, otok = private_daemon(daemons, pg_private, "sp")
     assert hit(tport, "/o/%s.gif" % otok).status == 200
     wait_until(lambda: q("SELECT count(*) FROM events") == "1", 10)
     pg_private.stop()
@@ -333,6 +342,49 @@ def test_spool_when_database_down(daemons, pg_private):
     assert rc == 0, d.log()[-3000:]
     assert "Sanitizer" not in d.log(), d.log()[-3000:]
     assert open(spool).read().count("\n") == 5
+
+
+def test_spool_when_database_behind(daemons, pg_private):
+    """PostgreSQL taking no hits (events locked) while they keep coming:
+    with every batch slot taken and the queue past half full, whole
+    batches are spooled from the loop (the tracking threads never wait for
+    the disk), and all are stored once when it catches up."""
+    import subprocess
+    d, db, tport, q, otok = private_daemon(daemons, pg_private, "bh",
+                                           queue=256, batch=10)
+    path = "/o/%s.gif" % otok
+    lock = subprocess.Popen([harness.pg_bin("psql"), "-X", "-q", "-h",
+                             "127.0.0.1", "-p", str(pg_private.port), "-U",
+                             "postgres", "-d", db], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)
+    try:
+        lock.stdin.write("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE;\n")
+        lock.stdin.flush()
+        wait_until(lambda: q("SELECT count(*) FROM pg_locks WHERE mode = "
+                             "'ExclusiveLock' AND relation = "
+                             "'events'::regclass AND granted") == "1", 10,
+                   what="events locked")
+        # fewer than the queue holds: without the loop's spooling they
+        # would all wait in memory
+        c = http.client.HTTPConnection("127.0.0.1", tport, timeout=5)
+        for _ in range(200):
+            c.request("GET", path, headers={"User-Agent": BROWSER})
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+        c.close()
+        wait_until(lambda: d.metric("leadcast_track_spooled_total") >= 10,
+                   10, what="batches spooled")
+        lock.stdin.write("COMMIT;\n")
+        lock.stdin.flush()
+    finally:
+        lock.stdin.close()
+        lock.wait(10)
+    wait_until(lambda: q("SELECT count(*) FROM events") == "200", 30,
+               what="all 200 stored")
+    time.sleep(1.5)
+    assert q("SELECT count(*) FROM events") == "200"
+    assert q("SELECT count(DISTINCT hit_id) FROM events") == "200"
 
 
 def test_campaign_report(trk):
