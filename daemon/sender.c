@@ -890,7 +890,11 @@ batch_done(void *arg)
 	p[12] = limit;
 	p[13] = window;
 	/* the failures are bounces: recorded by leadcast_bounce (migration
-	 * 010), as the bounce reader records reports */
+	 * 010), as the bounce reader records reports. The rows are found by
+	 * id: "IS NOT DISTINCT FROM" keeps the guard on status out of any
+	 * index condition, since the statistics never see the few rows being
+	 * sent and would have the planner read every 'sending' entry of
+	 * deliveries_campaign at each record (50 ms instead of 2). */
 	db_query(s->db,
 	    "WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[], "
 	    "$3::text[], $4::int[], $5::text[], $6::text[], $7::int[], "
@@ -906,7 +910,7 @@ batch_done(void *arg)
 	    "r.delay_s * interval '1 second', lease_until = NULL, "
 	    "attempts = CASE WHEN r.status = 'queued' THEN d.attempts - 1 "
 	    "ELSE d.attempts END, updated_at = now() FROM r WHERE d.id = r.id "
-	    "AND d.status = 'sending' AND d.node_id = $10 "
+	    "AND d.status IS NOT DISTINCT FROM 'sending' AND d.node_id = $10 "
 	    "RETURNING d.id, d.email, r.cls, r.reason, d.status, d.smtp_code, "
 	    "d.smtp_status, d.smtp_message), "
 	    "b AS (SELECT leadcast_bounce('smtp', NULL, NULL, 'smtp', 'smtp', "
@@ -1519,7 +1523,11 @@ struct action {
 	char what[16];
 	sender_action_fn *cb;
 	void *arg;
+	long long recipients;           /* of a start */
 };
+
+/* a start that adds this many deliveries refreshes their statistics */
+#define ANALYZE_AFTER 5000
 
 static void
 action_reply(struct action *a, int status, json_t *doc)
@@ -1542,6 +1550,8 @@ error_doc(const char *fmt, ...)
 	va_end(ap);
 	return json_pack("{s:{s:s}}", "error", "message", msg);
 }
+
+static void on_analyzed(void *arg, const PGresult *res, const char *err);
 
 static void
 on_started(void *arg, const PGresult *res, const char *err)
@@ -1570,12 +1580,31 @@ on_started(void *arg, const PGresult *res, const char *err)
 			    "send again)", a->name, st ? st : "unknown"));
 		return;
 	}
+	a->recipients = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	/* Many new rows leave the planner's statistics of deliveries far
+	 * behind (they may say nothing is due), and a claim planned on them
+	 * reads every due row of the campaign at each claim instead of
+	 * walking deliveries_due from its cursor: bring them up to date
+	 * before the first claim (autovacuum would, but only later). */
+	if (a->recipients >= ANALYZE_AFTER && db_query(a->s->db,
+	    "ANALYZE deliveries", 0, NULL, on_analyzed, a) >= 0)
+		return;
+	on_analyzed(a, NULL, NULL);
+}
+
+static void
+on_analyzed(void *arg, const PGresult *res, const char *err)
+{
+	struct action *a = arg;
+
+	(void)res;
+	if (err)        /* the campaign runs; only the plans may suffer */
+		log_warn("campaign %s: ANALYZE deliveries: %s", a->name, err);
 	db_query(a->s->db, "NOTIFY leadcast_wake, 'deliveries'", 0, NULL,
 	    NULL, NULL);
 	sender_kick(a->s);
 	action_reply(a, 200, json_pack("{s:s, s:s, s:I}", "campaign", a->name,
-	    "status", "running", "recipients",
-	    (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
+	    "status", "running", "recipients", (json_int_t)a->recipients));
 }
 
 static void
