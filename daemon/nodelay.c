@@ -1,43 +1,216 @@
 /*
- * nodelay - TCP_NODELAY on every TCP connection leadcastd makes.
+ * nodelay - the daemon's socket calls around the libraries' own:
+ * connect(), write(), read(), poll() and close() defined in the daemon's
+ * executable, so that the dynamic linker binds libesmtp's (and libetpan's,
+ * ldns's, libpq's, OpenSSL's) calls to them. Each does what the C library
+ * does (it calls it) plus one thing:
  *
- * libesmtp (and libetpan, ldns, libpq) have no hook for socket options,
- * and with Nagle's algorithm the end of each message (a small write after
- * large ones) waits for the peer's delayed ACK: about 40 ms per message,
- * so a session sends some 25 messages a second on an idle machine. This
- * file defines connect() in the daemon's executable; the dynamic linker
- * binds the libraries' calls to it, and it turns Nagle off before the C
- * library's connect() runs. Every protocol leadcastd speaks is
- * request/response, so none wants Nagle. It also tells lib/smtp.c which
- * socket the calling thread connected (smtp_connected()), so that an SMTP
- * session can cork it while libesmtp writes a message's content in small
- * pieces. It changes nothing else about the call.
+ * - connect() turns Nagle's algorithm off (TCP_NODELAY) on every TCP
+ *   socket before connecting. libesmtp and the others have no hook for
+ *   socket options, and with Nagle the end of each message (a small write
+ *   after large ones) waits for the peer's delayed ACK: about 40 ms per
+ *   message. Every protocol leadcastd speaks is request/response, so none
+ *   wants Nagle. It also tells lib/smtp.c which socket the calling thread
+ *   connected (smtp_connected()).
+ *
+ * - write() to the socket of this thread's SMTP session (smtp_gathers())
+ *   keeps the bytes in a buffer of the thread instead of sending them, and
+ *   read(), poll() and close() of that socket send what was kept first,
+ *   in one write. libesmtp writes a message in 2 KB pieces, a system call
+ *   each (some 30 us of CPU per 20 KB newsletter, against 5 us for one
+ *   write), and it always reads or polls the socket before it waits for
+ *   the server, so nothing it wrote waits in the buffer while it waits:
+ *   the bytes leave when the server is needed, as a client with a larger
+ *   buffer would send them. What the caller is told is what write()
+ *   would have said, except that a failure to send is reported by the
+ *   read, poll or close that sends (errno as write set it).
+ *
+ * It changes nothing else about the calls.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "smtp.h"
 
 typedef int connect_fn(int, const struct sockaddr *, socklen_t);
+typedef ssize_t write_fn(int, const void *, size_t);
+typedef ssize_t read_fn(int, void *, size_t);
+typedef int poll_fn(struct pollfd *, nfds_t, int);
+typedef int close_fn(int);
+
+static connect_fn *real_connect;
+static write_fn *real_write;
+static read_fn *real_read;
+static poll_fn *real_poll;
+static close_fn *real_close;
+
+/* Bytes kept for this thread's SMTP socket: at most GATHER_MAX, then
+ * sent. The buffer is the thread's, kept from message to message and
+ * freed when the socket is closed. */
+#define GATHER_MAX      (256 * 1024)
+#define SEND_TIMEOUT_MS (5 * 60 * 1000)
+
+static __thread struct {
+	int fd;
+	char *p;
+	size_t len, cap;
+} g = { -1, NULL, 0, 0 };
+
+static void resolve(void) __attribute__((constructor));
+
+/* The C library's functions; also called on first use, should a library
+ * connect or write in a constructor of its own, before ours. */
+static void
+resolve(void)
+{
+	if (real_close)
+		return;
+	*(void **)&real_connect = dlsym(RTLD_NEXT, "connect");
+	*(void **)&real_write = dlsym(RTLD_NEXT, "write");
+	*(void **)&real_read = dlsym(RTLD_NEXT, "read");
+	*(void **)&real_poll = dlsym(RTLD_NEXT, "poll");
+	*(void **)&real_close = dlsym(RTLD_NEXT, "close");
+	if (real_write && real_read && real_poll && real_close)
+		smtp_set_gathering(1);
+}
+
+/* Send what was kept, all of it (the socket may be non-blocking). 0, or
+ * -1 with errno set; either way nothing is kept any more. */
+static int
+send_gathered(void)
+{
+	size_t off = 0;
+	int rc = 0;
+
+	while (off < g.len) {
+		ssize_t n = real_write(g.fd, g.p + off, g.len - off);
+
+		if (n > 0) {
+			off += (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && errno == EAGAIN) {
+			struct pollfd pf = { g.fd, POLLOUT, 0 };
+			int r = real_poll(&pf, 1, SEND_TIMEOUT_MS);
+
+			if (r == 0)
+				errno = ETIMEDOUT;
+			if (r <= 0 && !(r < 0 && errno == EINTR)) {
+				rc = -1;
+				break;
+			}
+		} else {
+			if (n == 0)
+				errno = EIO;
+			rc = -1;
+			break;
+		}
+	}
+	g.len = 0;
+	return rc;
+}
 
 int connect(int fd, const struct sockaddr *sa, socklen_t len);
+ssize_t write(int fd, const void *p, size_t n);
+ssize_t read(int fd, void *p, size_t n);
+int poll(struct pollfd *fds, nfds_t n, int timeout);
+int close(int fd);
 
 int
 connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	static connect_fn *real;
 	int type = 0, one = 1;
 	socklen_t tl = sizeof(type);
 
-	if (!real)
-		*(void **)&real = dlsym(RTLD_NEXT, "connect");
+	if (!real_close)
+		resolve();
 	if (sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) &&
 	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
 	    type == SOCK_STREAM) {
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		smtp_connected(fd);
 	}
-	return real(fd, sa, len);
+	return real_connect(fd, sa, len);
+}
+
+ssize_t
+write(int fd, const void *p, size_t n)
+{
+	if (!real_close)
+		resolve();
+	if (n > 0 && smtp_gathers(fd)) {
+		if (g.len && g.fd != fd && send_gathered() < 0)
+			return -1;
+		g.fd = fd;
+		if (g.len + n > GATHER_MAX && g.len && send_gathered() < 0)
+			return -1;
+		if (g.len + n > g.cap && n <= GATHER_MAX) {
+			size_t cap = g.cap ? g.cap : 32 * 1024;
+			char *q;
+
+			while (cap < g.len + n)
+				cap *= 2;
+			if ((q = realloc(g.p, cap))) {
+				g.p = q;
+				g.cap = cap;
+			}
+		}
+		if (g.len + n <= g.cap) {
+			memcpy(g.p + g.len, p, n);
+			g.len += n;
+			return (ssize_t)n;
+		}
+		/* no room: what was kept goes first, then this */
+		if (g.len && send_gathered() < 0)
+			return -1;
+	}
+	return real_write(fd, p, n);
+}
+
+ssize_t
+read(int fd, void *p, size_t n)
+{
+	if (!real_close)
+		resolve();
+	if (g.len && fd == g.fd && send_gathered() < 0)
+		return -1;
+	return real_read(fd, p, n);
+}
+
+int
+poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	if (!real_close)
+		resolve();
+	if (g.len)
+		for (nfds_t i = 0; i < n; i++)
+			if (fds[i].fd == g.fd) {
+				if (send_gathered() < 0)
+					return -1;
+				break;
+			}
+	return real_poll(fds, n, timeout);
+}
+
+int
+close(int fd)
+{
+	if (!real_close)
+		resolve();
+	if (fd >= 0 && fd == g.fd) {
+		if (g.len)
+			(void)send_gathered();  /* QUIT's last words, if any */
+		free(g.p);
+		g.p = NULL;
+		g.cap = 0;
+		g.fd = -1;
+	}
+	return real_close(fd);
 }

@@ -37,25 +37,43 @@ smtp_global_init(void)
  * The socket of this thread's session, as reported by smtp_connected()
  * (the daemon's connect(), daemon/nodelay.c), or -1. libesmtp writes a
  * message in 2 KB pieces, and TCP_NODELAY (needed for the commands, see
- * nodelay.c) sends each as a segment of its own: ten for a newsletter,
- * each a trip through the loopback device and a wake-up of the server.
- * So the socket is corked (TCP_CORK) while libesmtp reads the content,
- * from its rewind to its end: the kernel sends full segments, and the last
- * piece and the final dot, written after the uncork, go at once.
+ * nodelay.c) would send each as a segment of its own: ten for a
+ * newsletter, each a trip through the loopback device and a wake-up of
+ * the server. In the daemon, its write() keeps what libesmtp writes to
+ * this socket and sends it when libesmtp next reads or polls it
+ * (smtp_gathers(), set up by smtp_set_gathering()): one system call per
+ * message and its final dot. Elsewhere (a program without those
+ * functions) the socket is corked (TCP_CORK) while libesmtp reads the
+ * content, from its rewind to its end: the kernel sends full segments.
  */
 static __thread int session_fd = -1;
+static __thread int in_session;
+static int gathering;
 
 void
 smtp_connected(int fd)
 {
-	session_fd = fd;
+	if (in_session)
+		session_fd = fd;
+}
+
+void
+smtp_set_gathering(int on)
+{
+	gathering = on;
+}
+
+int
+smtp_gathers(int fd)
+{
+	return gathering && fd >= 0 && fd == session_fd;
 }
 
 static void
 cork(int on)
 {
 #ifdef TCP_CORK
-	if (session_fd >= 0)
+	if (session_fd >= 0 && !gathering)
 		(void)setsockopt(session_fd, IPPROTO_TCP, TCP_CORK, &on,
 		    sizeof(on));
 #else
@@ -292,7 +310,9 @@ smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n)
 		msgs[i].outcome = SMTP_DEFERRED;
 	}
 	session_fd = -1;                /* set when libesmtp connects */
+	in_session = 1;
 	ok = smtp_start_session(s);
+	in_session = 0;
 	session_fd = -1;
 	smtp_strerror(smtp_errno(), err, sizeof(err));
 	for (size_t i = 0; i < n; i++) {

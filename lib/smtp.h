@@ -49,9 +49,15 @@ struct smtp_msg {
 /* Once per process, before any session. */
 void smtp_global_init(void);
 /* Called by the daemon's connect() (daemon/nodelay.c) with each TCP
- * socket a thread connects: during a session, libesmtp's, which is then
- * corked while a message's content is written (see smtp.c). */
+ * socket a thread connects: during a session, libesmtp's. */
 void smtp_connected(int fd);
+/* The daemon's write() keeps what is written to the session's socket
+ * until the next read, poll or close of it (daemon/nodelay.c): on says
+ * it does, once, before any session. smtp_gathers(fd): is fd the socket
+ * of the calling thread's session, whose writes are to be kept? Without
+ * it, the socket is corked while a message's content is written. */
+void smtp_set_gathering(int on);
+int smtp_gathers(int fd);
 /*
  * Send msgs[0..n) in one session. Fills every message's outcome. Returns
  * the number sent.
