@@ -452,6 +452,26 @@ def test_maildir_end_to_end(mail_d, news):
     assert listed["followup"]["status"] == "draft"
 
 
+def test_parent_deletes_reach_deliveries(mail_d, news):
+    """Deliveries have no foreign keys (migration 013): deleting a lead
+    still clears its deliveries' lead_id, deleting a campaign still
+    deletes its deliveries, by the parents' triggers; rolled back."""
+    d = mail_d.d
+    cid = mt.campaign_id(d, "news")
+    did, lid = d.psql("SELECT id, lead_id FROM deliveries WHERE campaign_id "
+                      "= %d AND lead_id IS NOT NULL ORDER BY id LIMIT 1"
+                      % cid).split("|")
+    out = d.psql(
+        "BEGIN; DELETE FROM leads WHERE id = %s; "
+        "SELECT coalesce(lead_id::text, 'null') FROM deliveries WHERE id = %s; "
+        "SELECT count(*) FROM deliveries WHERE campaign_id = %d; "
+        "DELETE FROM campaigns WHERE id = %d; "
+        "SELECT count(*) FROM deliveries WHERE campaign_id = %d; ROLLBACK"
+        % (lid, did, cid, cid, cid)).split()
+    assert out == ["null", "25", "0"], out
+    assert d.psql("SELECT lead_id FROM deliveries WHERE id = %s" % did) == lid
+
+
 # ---- 2. tracking ------------------------------------------------------------
 
 def test_tracking_tokens_open_click(mail_d, news):
