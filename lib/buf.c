@@ -137,3 +137,15 @@ buf_str(const struct buf *b)
 {
 	return b->data ? b->data : "";
 }
+
+void
+errf(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !n)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+}

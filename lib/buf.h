@@ -73,4 +73,10 @@ char *buf_steal(struct buf *b);
 /* Shortcut for a C string view: "" for an empty buffer. */
 const char *buf_str(const struct buf *b);
 
+/* Format into a caller's error buffer err of n bytes (truncated; nothing
+ * if err is NULL or n is 0): the one helper of the modules that report
+ * errors as "char *err, size_t n". */
+void errf(char *err, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

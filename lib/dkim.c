@@ -91,21 +91,6 @@ struct dkim_msg {
 	size_t bodyoff;		/* offset of the body in the message */
 };
 
-static void dkim_err(char *err, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-dkim_err(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || n == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-}
-
 /* The reason of the last OpenSSL error, and an empty queue afterwards (a
  * stale error would be blamed on the next OpenSSL user of this thread). */
 static const char *
@@ -173,17 +158,17 @@ dkim_check_names(const char *domain, const char *selector, char *err,
     size_t n)
 {
 	if (!dkim_valid_name(domain)) {
-		dkim_err(err, n, "invalid DKIM domain \"%s\" (letters, digits, "
+		errf(err, n, "invalid DKIM domain \"%s\" (letters, digits, "
 		    "hyphens and dots; IDNs in xn-- form)", domain);
 		return -1;
 	}
 	if (!dkim_valid_name(selector)) {
-		dkim_err(err, n, "invalid DKIM selector \"%s\" for %s "
+		errf(err, n, "invalid DKIM selector \"%s\" for %s "
 		    "(letters, digits, hyphens and dots)", selector, domain);
 		return -1;
 	}
 	if (strlen(selector) + strlen("._domainkey.") + strlen(domain) > 253) {
-		dkim_err(err, n, "DKIM selector \"%s\" makes the DNS name of "
+		errf(err, n, "DKIM selector \"%s\" makes the DNS name of "
 		    "its key too long for %s", selector, domain);
 		return -1;
 	}
@@ -251,7 +236,7 @@ dkim_parse(const char *msg, size_t len, struct dkim_msg *m, char *err,
 			break;
 		}
 		if (msg[pos] == ' ' || msg[pos] == '\t') {
-			dkim_err(err, n, "message: continuation line without "
+			errf(err, n, "message: continuation line without "
 			    "a header field at byte %zu", pos);
 			return -1;
 		}
@@ -268,7 +253,7 @@ dkim_parse(const char *msg, size_t len, struct dkim_msg *m, char *err,
 				break;
 			}
 			if (c == '\r' || c == '\n' || c == '\0') {
-				dkim_err(err, n, "message: %s in the header at "
+				errf(err, n, "message: %s in the header at "
 				    "byte %zu (lines must end in CRLF)",
 				    c == '\0' ? "NUL" : c == '\r' ? "bare CR" :
 				    "bare LF", end);
@@ -285,7 +270,7 @@ dkim_parse(const char *msg, size_t len, struct dkim_msg *m, char *err,
 			    (unsigned char)msg[nl] > 126)
 				break;
 		if (colon == 0 || nl != colon || nl == start) {
-			dkim_err(err, n, "message: malformed header field at "
+			errf(err, n, "message: malformed header field at "
 			    "byte %zu (not \"Name: value\")", start);
 			return -1;
 		}
@@ -295,7 +280,7 @@ dkim_parse(const char *msg, size_t len, struct dkim_msg *m, char *err,
 			    nl - start) != 0)
 				continue;
 			if (m->nf == DKIM_MAXFIELDS) {
-				dkim_err(err, n, "message: more than %d From, "
+				errf(err, n, "message: more than %d From, "
 				    "To, Subject, ... header fields",
 				    DKIM_MAXFIELDS);
 				return -1;
@@ -310,11 +295,11 @@ dkim_parse(const char *msg, size_t len, struct dkim_msg *m, char *err,
 		pos = end < len ? end + 2 : len;
 	}
 	if (m->count[0] == 0) {
-		dkim_err(err, n, "message: no From: header field");
+		errf(err, n, "message: no From: header field");
 		return -1;
 	}
 	if (m->count[0] > 1) {
-		dkim_err(err, n, "message: %zu From: header fields (RFC 5322 "
+		errf(err, n, "message: %zu From: header fields (RFC 5322 "
 		    "allows one)", m->count[0]);
 		return -1;
 	}
@@ -418,7 +403,7 @@ dkim_body_hash(const EVP_MD *sha256, const char *msg, size_t len,
 
 	if ((md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex2(md, sha256, NULL) != 1) {
-		dkim_err(err, n, "SHA-256: %s", dkim_ssl_reason());
+		errf(err, n, "SHA-256: %s", dkim_ssl_reason());
 		goto out;
 	}
 	ok = 1;
@@ -430,12 +415,12 @@ dkim_body_hash(const EVP_MD *sha256, const char *msg, size_t len,
 		/* the line is msg[i, le), its CRLF (if any) up to next */
 		cr = memchr(msg + i, '\r', k - i);
 		if (cr && (!nl || cr != nl - 1)) {
-			dkim_err(err, n, "message: bare CR in the body at byte %zu "
+			errf(err, n, "message: bare CR in the body at byte %zu "
 			    "(lines must end in CRLF)", (size_t)(cr - msg));
 			goto out;
 		}
 		if (nl && !cr) {
-			dkim_err(err, n, "message: bare LF in the body at byte %zu "
+			errf(err, n, "message: bare LF in the body at byte %zu "
 			    "(lines must end in CRLF)", k);
 			goto out;
 		}
@@ -473,7 +458,7 @@ dkim_body_hash(const EVP_MD *sha256, const char *msg, size_t len,
 			dkim_canon_line(&line, msg + i, le - i);
 			buf_append(&line, "\r\n", 2);
 			if (line.overflow) {
-				dkim_err(err, n, "out of memory");
+				errf(err, n, "out of memory");
 				goto out;
 			}
 			ok &= EVP_DigestUpdate(md, line.data, line.len) == 1;
@@ -483,7 +468,7 @@ dkim_body_hash(const EVP_MD *sha256, const char *msg, size_t len,
 	}
 	ok &= EVP_DigestUpdate(md, msg + region, done - region) == 1;
 	if (!ok || EVP_DigestFinal_ex(md, dig, NULL) != 1) {
-		dkim_err(err, n, "SHA-256: %s", dkim_ssl_reason());
+		errf(err, n, "SHA-256: %s", dkim_ssl_reason());
 		goto out;
 	}
 	rc = 0;
@@ -631,7 +616,7 @@ dkim_sign_with(const EVP_MD *sha256, const struct dkim_key *const *keys,
 		    EVP_DigestFinal_ex(mc, dig, NULL) != 1)
 			goto ssl;
 		if (dkim_sign_digest(sha256, key, dig, sig, &siglen) < 0) {
-			dkim_err(err, n, "%s signature for %s (selector %s): "
+			errf(err, n, "%s signature for %s (selector %s): "
 			    "%s", dkim_alg_name(key->alg), key->domain,
 			    key->selector, dkim_ssl_reason());
 			goto out;
@@ -659,10 +644,10 @@ dkim_sign_with(const EVP_MD *sha256, const struct dkim_key *const *keys,
 	rc = 0;
 	goto out;
 ssl:
-	dkim_err(err, n, "SHA-256: %s", dkim_ssl_reason());
+	errf(err, n, "SHA-256: %s", dkim_ssl_reason());
 	goto out;
 nomem:
-	dkim_err(err, n, "signing: out of memory%s", out->overflow ?
+	errf(err, n, "signing: out of memory%s", out->overflow ?
 	    " or past the size limit of the output buffer" : "");
 out:
 	if (rc < 0 && out->data != NULL) {
@@ -789,25 +774,25 @@ dkim_load(const char *path, enum dkim_alg alg, int *warned, char *err,
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		dkim_err(err, n, "%s: %s", path, strerror(errno));
+		errf(err, n, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0) {
-		dkim_err(err, n, "%s: %s", path, strerror(errno));
+		errf(err, n, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		dkim_err(err, n, "%s: not a regular file", path);
+		errf(err, n, "%s: not a regular file", path);
 		goto out;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH | S_IXOTH | S_IWGRP)) {
-		dkim_err(err, n, "%s: private key is %s by others (mode %04o); "
+		errf(err, n, "%s: private key is %s by others (mode %04o); "
 		    "chmod 600 it", path, st.st_mode & (S_IROTH | S_IWOTH) ?
 		    "accessible" : "writable", (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	if ((text = malloc(DKIM_KEYFILE_MAX + 1)) == NULL) {
-		dkim_err(err, n, "%s: out of memory", path);
+		errf(err, n, "%s: out of memory", path);
 		goto out;
 	}
 	while (len <= DKIM_KEYFILE_MAX && (r = read(fd, text + len,
@@ -815,19 +800,19 @@ dkim_load(const char *path, enum dkim_alg alg, int *warned, char *err,
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			dkim_err(err, n, "%s: %s", path, strerror(errno));
+			errf(err, n, "%s: %s", path, strerror(errno));
 			goto out;
 		}
 		len += (size_t)r;
 	}
 	if (len > DKIM_KEYFILE_MAX) {
-		dkim_err(err, n, "%s: larger than %d bytes: not a key file",
+		errf(err, n, "%s: larger than %d bytes: not a key file",
 		    path, DKIM_KEYFILE_MAX);
 		goto out;
 	}
 	text[len] = '\0';
 	if ((bio = BIO_new_mem_buf(text, (int)len)) == NULL) {
-		dkim_err(err, n, "%s: %s", path, dkim_ssl_reason());
+		errf(err, n, "%s: %s", path, dkim_ssl_reason());
 		goto out;
 	}
 	pkey = PEM_read_bio_PrivateKey(bio, NULL, dkim_nopass, NULL);
@@ -835,13 +820,13 @@ dkim_load(const char *path, enum dkim_alg alg, int *warned, char *err,
 		const char *why = dkim_ssl_reason();
 
 		if (strstr(text, "ENCRYPTED") != NULL)
-			dkim_err(err, n, "%s: private key is encrypted; "
+			errf(err, n, "%s: private key is encrypted; "
 			    "leadcast needs it unencrypted (mode 0600)", path);
 		else if (strstr(text, "-----BEGIN PUBLIC KEY-----") != NULL)
-			dkim_err(err, n, "%s: holds a public key, not the "
+			errf(err, n, "%s: holds a public key, not the "
 			    "private key", path);
 		else
-			dkim_err(err, n, "%s: not a PEM private key (%s)",
+			errf(err, n, "%s: not a PEM private key (%s)",
 			    path, why);
 		goto out;
 	}
@@ -849,20 +834,20 @@ dkim_load(const char *path, enum dkim_alg alg, int *warned, char *err,
 	    !EVP_PKEY_is_a(pkey, "ED25519")) {
 		const char *t = EVP_PKEY_get0_type_name(pkey);
 
-		dkim_err(err, n, "%s: holds a%s %s key, not the %s key %s "
+		errf(err, n, "%s: holds a%s %s key, not the %s key %s "
 		    "needs", path, t && strchr("AEIOU", t[0]) ? "n" : "",
 		    t ? t : "unknown", alg == DKIM_ALG_RSA_SHA256 ? "RSA" :
 		    "Ed25519", dkim_alg_name(alg));
 		goto bad;
 	}
 	if (EVP_PKEY_get_size(pkey) > DKIM_SIG_MAX) {
-		dkim_err(err, n, "%s: key too large (%d bits)", path,
+		errf(err, n, "%s: key too large (%d bits)", path,
 		    EVP_PKEY_get_bits(pkey));
 		goto bad;
 	}
 	bits = EVP_PKEY_get_bits(pkey);
 	if (alg == DKIM_ALG_RSA_SHA256 && bits < DKIM_RSA_MIN) {
-		dkim_err(err, n, "%s: RSA key has %d bits; verifiers reject "
+		errf(err, n, "%s: RSA key has %d bits; verifiers reject "
 		    "keys under %d (RFC 8301): use 2048", path, bits,
 		    DKIM_RSA_MIN);
 		goto bad;
@@ -960,7 +945,7 @@ dkim_selftest(const EVP_MD *sha256, const struct dkim_key *key,
 		    si ? dkim_sig_geterrorstr(dkim_sig_geterror(si)) : "");
 out:
 	if (rc < 0)
-		dkim_err(err, n, "%s: self-test of the %s key for %s failed: "
+		errf(err, n, "%s: self-test of the %s key for %s failed: "
 		    "%s", path, dkim_alg_name(key->alg), d, why);
 	if (v != NULL)
 		dkim_free(v);
@@ -981,7 +966,7 @@ dkim_keys_add(struct dkim_keys *k, const char *domain, const char *selector,
 	int warned = 0;
 
 	if (alg != DKIM_ALG_RSA_SHA256 && alg != DKIM_ALG_ED25519_SHA256) {
-		dkim_err(err, n, "%s: unknown DKIM algorithm %d", key_file,
+		errf(err, n, "%s: unknown DKIM algorithm %d", key_file,
 		    (int)alg);
 		return -1;
 	}
@@ -991,13 +976,13 @@ dkim_keys_add(struct dkim_keys *k, const char *domain, const char *selector,
 		if (strcasecmp(k->v[i].domain, domain) != 0)
 			continue;
 		if (k->v[i].alg == alg) {
-			dkim_err(err, n, "%s: %s already has an %s key "
+			errf(err, n, "%s: %s already has an %s key "
 			    "(selector %s)", key_file, domain,
 			    dkim_alg_name(alg), k->v[i].selector);
 			return -1;
 		}
 		if (strcasecmp(k->v[i].selector, selector) == 0) {
-			dkim_err(err, n, "%s: selector %s of %s already names "
+			errf(err, n, "%s: selector %s of %s already names "
 			    "its %s key: each key needs its own selector",
 			    key_file, selector, domain,
 			    dkim_alg_name(k->v[i].alg));
@@ -1009,7 +994,7 @@ dkim_keys_add(struct dkim_keys *k, const char *domain, const char *selector,
 		struct dkim_key *nv = realloc(k->v, ncap * sizeof(*nv));
 
 		if (nv == NULL) {
-			dkim_err(err, n, "%s: out of memory", key_file);
+			errf(err, n, "%s: out of memory", key_file);
 			return -1;
 		}
 		k->v = nv;
@@ -1019,7 +1004,7 @@ dkim_keys_add(struct dkim_keys *k, const char *domain, const char *selector,
 		return -1;
 	if ((key.domain = strdup(domain)) == NULL ||
 	    (key.selector = strdup(selector)) == NULL) {
-		dkim_err(err, n, "%s: out of memory", key_file);
+		errf(err, n, "%s: out of memory", key_file);
 		goto fail;
 	}
 	for (char *p = key.domain; *p; p++)
@@ -1067,12 +1052,12 @@ dkim_pub_decode(const char *p, enum dkim_alg alg, char *err, size_t n)
 	int dlen;
 
 	if (len > 16384) {
-		dkim_err(err, n, "p= is %zu characters long", len);
+		errf(err, n, "p= is %zu characters long", len);
 		return NULL;
 	}
 	if (!(b64 = malloc(len + 1)) || !(der = malloc(len + 1))) {
 		free(b64);
-		dkim_err(err, n, "out of memory");
+		errf(err, n, "out of memory");
 		return NULL;
 	}
 	for (size_t i = 0; i < len; i++) {
@@ -1081,7 +1066,7 @@ dkim_pub_decode(const char *p, enum dkim_alg alg, char *err, size_t n)
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
 			continue;
 		if (!dkim_is_alnum(c) && c != '+' && c != '/' && c != '=') {
-			dkim_err(err, n, "p= holds '%c', which is not base64", c);
+			errf(err, n, "p= holds '%c', which is not base64", c);
 			goto out;
 		}
 		b64[k++] = c;
@@ -1090,14 +1075,14 @@ dkim_pub_decode(const char *p, enum dkim_alg alg, char *err, size_t n)
 	while (pad < k && pad < 2 && b64[k - 1 - pad] == '=')
 		pad++;
 	if (k % 4 != 0 || (dlen = EVP_DecodeBlock(der, b64, (int)k)) < 0) {
-		dkim_err(err, n, "p= is not valid base64");
+		errf(err, n, "p= is not valid base64");
 		goto out;
 	}
 	dlen -= (int)pad;
 	q = der;
 	if (alg == DKIM_ALG_ED25519_SHA256) {
 		if (dlen != 32)
-			dkim_err(err, n, "p= holds %d bytes, an Ed25519 key is 32",
+			errf(err, n, "p= holds %d bytes, an Ed25519 key is 32",
 			    dlen);
 		else
 			pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
@@ -1111,9 +1096,9 @@ dkim_pub_decode(const char *p, enum dkim_alg alg, char *err, size_t n)
 	    EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
 		EVP_PKEY_free(pkey);
 		pkey = NULL;
-		dkim_err(err, n, "p= is not an RSA key, and k= says rsa");
+		errf(err, n, "p= is not an RSA key, and k= says rsa");
 	} else if (!pkey && !(err && *err)) {
-		dkim_err(err, n, "p= does not hold an %s public key",
+		errf(err, n, "p= does not hold an %s public key",
 		    alg == DKIM_ALG_RSA_SHA256 ? "RSA" : "Ed25519");
 	}
 out:
@@ -1143,27 +1128,27 @@ dkim_keys_check_record(const struct dkim_keys *k, const char *domain,
 		    strcasecmp(k->v[i].selector, selector) == 0)
 			mine = &k->v[i];
 	if (mine && want && dkim_record(mine->pkey, mine->alg, want) < 0) {
-		dkim_err(err, n, "out of memory");
+		errf(err, n, "out of memory");
 		return -1;
 	}
 	if (dmarc_tags_parse(txt, &t, err, n) < 0)
 		return -1;
 	if ((v = dmarc_tags_get(&t, "v")) && (strcmp(t.v[0].name, "v") != 0 ||
 	    strcmp(v, "DKIM1") != 0)) {
-		dkim_err(err, n, "v= must be the first tag and say DKIM1");
+		errf(err, n, "v= must be the first tag and say DKIM1");
 		goto out;
 	}
 	if ((v = dmarc_tags_get(&t, "k"))) {
 		if (strcasecmp(v, "ed25519") == 0)
 			info->alg = DKIM_ALG_ED25519_SHA256;
 		else if (strcasecmp(v, "rsa") != 0) {
-			dkim_err(err, n, "k=%.40s: unknown key type (rsa or "
+			errf(err, n, "k=%.40s: unknown key type (rsa or "
 			    "ed25519)", v);
 			goto out;
 		}
 	}
 	if ((v = dmarc_tags_get(&t, "h")) && !strstr(v, "sha256")) {
-		dkim_err(err, n, "h=%.40s: the key is not for sha256 signatures",
+		errf(err, n, "h=%.40s: the key is not for sha256 signatures",
 		    v);
 		goto out;
 	}
@@ -1173,11 +1158,11 @@ dkim_keys_check_record(const struct dkim_keys *k, const char *domain,
 			    s[-1] == ' ') && (!s[1] || s[1] == ':' || s[1] == ' '))
 				info->testing = 1;
 	if (!(v = dmarc_tags_get(&t, "p"))) {
-		dkim_err(err, n, "no p= tag (the public key)");
+		errf(err, n, "no p= tag (the public key)");
 		goto out;
 	}
 	if (!*v) {
-		dkim_err(err, n, "the key is revoked (p= is empty)");
+		errf(err, n, "the key is revoked (p= is empty)");
 		goto out;
 	}
 	if (!(pub = dkim_pub_decode(v, info->alg, err, n)))
@@ -1185,7 +1170,7 @@ dkim_keys_check_record(const struct dkim_keys *k, const char *domain,
 	info->bits = info->alg == DKIM_ALG_ED25519_SHA256 ? 256 :
 	    EVP_PKEY_get_bits(pub);
 	if (info->alg == DKIM_ALG_RSA_SHA256 && info->bits < DKIM_RSA_MIN) {
-		dkim_err(err, n, "an RSA key of %d bits: verifiers refuse keys "
+		errf(err, n, "an RSA key of %d bits: verifiers refuse keys "
 		    "under %d bits (RFC 8301)", info->bits, DKIM_RSA_MIN);
 		goto out;
 	}
@@ -1228,7 +1213,7 @@ dkim_keygen(const char *domain, const char *selector, enum dkim_alg alg,
 	int fd, rc = -1;
 
 	if (alg != DKIM_ALG_RSA_SHA256 && alg != DKIM_ALG_ED25519_SHA256) {
-		dkim_err(err, n, "unknown DKIM algorithm %d", (int)alg);
+		errf(err, n, "unknown DKIM algorithm %d", (int)alg);
 		return -1;
 	}
 	if (dkim_check_names(domain, selector, err, n) < 0)
@@ -1238,10 +1223,10 @@ dkim_keygen(const char *domain, const char *selector, enum dkim_alg alg,
 	    O_NOCTTY, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)
-			dkim_err(err, n, "%s: already exists; not overwriting "
+			errf(err, n, "%s: already exists; not overwriting "
 			    "a key (choose a new selector and file)", path);
 		else
-			dkim_err(err, n, "%s: %s", path, strerror(errno));
+			errf(err, n, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	pkey = alg == DKIM_ALG_RSA_SHA256 ?
@@ -1250,12 +1235,12 @@ dkim_keygen(const char *domain, const char *selector, enum dkim_alg alg,
 	if (pkey == NULL || (mem = BIO_new(BIO_s_mem())) == NULL ||
 	    PEM_write_bio_PrivateKey(mem, pkey, NULL, NULL, 0, NULL,
 	    NULL) != 1 || (pemlen = BIO_get_mem_data(mem, &pem)) <= 0) {
-		dkim_err(err, n, "%s: generating the key: %s", path,
+		errf(err, n, "%s: generating the key: %s", path,
 		    dkim_ssl_reason());
 		goto out;
 	}
 	if (dkim_record(pkey, alg, &rec) < 0 || rec.overflow) {
-		dkim_err(err, n, "%s: encoding the public key failed", path);
+		errf(err, n, "%s: encoding the public key failed", path);
 		goto out;
 	}
 	buf_printf(&zone, "%s._domainkey.%s. IN TXT (", selector, domain);
@@ -1267,23 +1252,23 @@ dkim_keygen(const char *domain, const char *selector, enum dkim_alg alg,
 	}
 	buf_puts(&zone, " )\n");
 	if (zone.overflow) {
-		dkim_err(err, n, "%s: out of memory", path);
+		errf(err, n, "%s: out of memory", path);
 		goto out;
 	}
 	/* Exactly 0600, whatever the umask. */
 	if (fchmod(fd, 0600) < 0 || dkim_write_all(fd, pem,
 	    (size_t)pemlen) < 0 || fsync(fd) < 0) {
-		dkim_err(err, n, "%s: %s", path, strerror(errno));
+		errf(err, n, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	rc = 0;
 out:
 	if (close(fd) < 0 && rc == 0) {
-		dkim_err(err, n, "%s: %s", path, strerror(errno));
+		errf(err, n, "%s: %s", path, strerror(errno));
 		rc = -1;
 	}
 	if (rc == 0 && buf_append(txt, zone.data, zone.len) < 0) {
-		dkim_err(err, n, "%s: out of memory", path);
+		errf(err, n, "%s: out of memory", path);
 		rc = -1;
 	}
 	if (rc < 0)

@@ -3,6 +3,8 @@
  */
 #include "dmarc.h"
 
+#include "buf.h"
+
 #include <ctype.h>
 #include <libpsl.h>
 #include <pthread.h>
@@ -11,21 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static void dmarc_err(char *err, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-dmarc_err(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !n)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- tag-lists ------------------------------------------------------------------ */
 
@@ -60,7 +47,7 @@ dmarc_tags_parse(const char *txt, struct dmarc_tags *t, char *err, size_t n)
 
 	t->n = 0;
 	if (len > DMARC_MAX_RECORD) {
-		dmarc_err(err, n, "record of %zu characters (at most %d)", len,
+		errf(err, n, "record of %zu characters (at most %d)", len,
 		    DMARC_MAX_RECORD);
 		return -1;
 	}
@@ -80,7 +67,7 @@ dmarc_tags_parse(const char *txt, struct dmarc_tags *t, char *err, size_t n)
 		while (is_wsp((unsigned char)*p))
 			p++;
 		if (*p != '=') {
-			dmarc_err(err, n, "\"%.*s\": a tag needs \"=value\"",
+			errf(err, n, "\"%.*s\": a tag needs \"=value\"",
 			    (int)(strcspn(ns, ";") > 40 ? 40 : strcspn(ns, ";")),
 			    ns);
 			goto fail;
@@ -93,7 +80,7 @@ dmarc_tags_parse(const char *txt, struct dmarc_tags *t, char *err, size_t n)
 			unsigned char c = (unsigned char)*p;
 
 			if (!is_wsp(c) && (c < 0x21 || c > 0x7e)) {
-				dmarc_err(err, n, "%.*s=: a character that is not "
+				errf(err, n, "%.*s=: a character that is not "
 				    "printable ASCII (0x%02x)", (int)(ne - ns), ns, c);
 				goto fail;
 			}
@@ -107,18 +94,18 @@ dmarc_tags_parse(const char *txt, struct dmarc_tags *t, char *err, size_t n)
 		for (size_t i = 0; i < t->n; i++)
 			if (strlen(t->v[i].name) == (size_t)(ne - ns) &&
 			    strncasecmp(t->v[i].name, ns, (size_t)(ne - ns)) == 0) {
-				dmarc_err(err, n, "the tag %.*s appears twice",
+				errf(err, n, "the tag %.*s appears twice",
 				    (int)(ne - ns), ns);
 				goto fail;
 			}
 		if (t->n == DMARC_MAX_TAGS) {
-			dmarc_err(err, n, "more than %d tags", DMARC_MAX_TAGS);
+			errf(err, n, "more than %d tags", DMARC_MAX_TAGS);
 			goto fail;
 		}
 		memcpy(t->v[t->n].name, ns, (size_t)(ne - ns));
 		t->v[t->n].name[ne - ns] = '\0';
 		if (!(t->v[t->n].value = strndup(vs, (size_t)(ve - vs)))) {
-			dmarc_err(err, n, "out of memory");
+			errf(err, n, "out of memory");
 			goto fail;
 		}
 		t->n++;
@@ -127,7 +114,7 @@ dmarc_tags_parse(const char *txt, struct dmarc_tags *t, char *err, size_t n)
 	}
 	return 0;
 badname:
-	dmarc_err(err, n, "\"%.*s\": a tag name is a letter followed by "
+	errf(err, n, "\"%.*s\": a tag name is a letter followed by "
 	    "letters, digits or _", (int)(strcspn(p, "=;") > 40 ? 40 :
 	    strcspn(p, "=;")), p);
 fail:
@@ -202,14 +189,14 @@ uris(const char *tag, const char *v, int *count, int *non_mailto, char *err,
 			len--;
 		c = memchr(p, ':', len);
 		if (!len || !c || c == p || c + 1 == p + len) {
-			dmarc_err(err, n, "%s=: \"%.*s\" is not a URI (write "
+			errf(err, n, "%s=: \"%.*s\" is not a URI (write "
 			    "mailto:dmarc@example.com)", tag, (int)(len > 60 ? 60 :
 			    len), p);
 			return -1;
 		}
 		for (const char *s = p; s < c; s++)
 			if (!isalnum((unsigned char)*s) && !strchr("+-.", *s)) {
-				dmarc_err(err, n, "%s=: \"%.*s\" is not a URI", tag,
+				errf(err, n, "%s=: \"%.*s\" is not a URI", tag,
 				    (int)(len > 60 ? 60 : len), p);
 				return -1;
 			}
@@ -219,7 +206,7 @@ uris(const char *tag, const char *v, int *count, int *non_mailto, char *err,
 		p = *e ? e + 1 : e;
 	}
 	if (*count == 0) {
-		dmarc_err(err, n, "%s= is empty", tag);
+		errf(err, n, "%s= is empty", tag);
 		return -1;
 	}
 	return 0;
@@ -241,23 +228,23 @@ dmarc_parse(const char *txt, struct dmarc_record *r, char *err, size_t n)
 		return -1;
 	if (t.n == 0 || strcmp(t.v[0].name, "v") != 0 ||
 	    strcmp(t.v[0].value, "DMARC1") != 0) {
-		dmarc_err(err, n, "the first tag must be v=DMARC1");
+		errf(err, n, "the first tag must be v=DMARC1");
 		goto out;
 	}
 	if (!(v = dmarc_tags_get(&t, "p"))) {
-		dmarc_err(err, n, "no p= tag (the policy: none, quarantine or "
+		errf(err, n, "no p= tag (the policy: none, quarantine or "
 		    "reject)");
 		goto out;
 	}
 	if (policy(v, &r->p) < 0) {
-		dmarc_err(err, n, "p=%.40s: the policy is none, quarantine or "
+		errf(err, n, "p=%.40s: the policy is none, quarantine or "
 		    "reject", v);
 		goto out;
 	}
 	r->sp = r->p;
 	if ((v = dmarc_tags_get(&t, "sp"))) {
 		if (policy(v, &r->sp) < 0) {
-			dmarc_err(err, n, "sp=%.40s: the policy is none, quarantine "
+			errf(err, n, "sp=%.40s: the policy is none, quarantine "
 			    "or reject", v);
 			goto out;
 		}
@@ -267,21 +254,21 @@ dmarc_parse(const char *txt, struct dmarc_record *r, char *err, size_t n)
 		long x = strtol(v, &e, 10);
 
 		if (!isdigit((unsigned char)*v) || *e || x < 0 || x > 100) {
-			dmarc_err(err, n, "pct=%.40s: a percentage from 0 to 100", v);
+			errf(err, n, "pct=%.40s: a percentage from 0 to 100", v);
 			goto out;
 		}
 		r->pct = (int)x;
 	}
 	if ((v = dmarc_tags_get(&t, "adkim"))) {
 		if (strcasecmp(v, "r") && strcasecmp(v, "s")) {
-			dmarc_err(err, n, "adkim=%.40s: r (relaxed) or s (strict)", v);
+			errf(err, n, "adkim=%.40s: r (relaxed) or s (strict)", v);
 			goto out;
 		}
 		r->adkim = (char)tolower((unsigned char)v[0]);
 	}
 	if ((v = dmarc_tags_get(&t, "aspf"))) {
 		if (strcasecmp(v, "r") && strcasecmp(v, "s")) {
-			dmarc_err(err, n, "aspf=%.40s: r (relaxed) or s (strict)", v);
+			errf(err, n, "aspf=%.40s: r (relaxed) or s (strict)", v);
 			goto out;
 		}
 		r->aspf = (char)tolower((unsigned char)v[0]);
@@ -302,7 +289,7 @@ dmarc_parse(const char *txt, struct dmarc_record *r, char *err, size_t n)
 		long x = strtol(v, &e, 10);
 
 		if (!isdigit((unsigned char)*v) || *e || x < 0) {
-			dmarc_err(err, n, "ri=%.40s: seconds between reports", v);
+			errf(err, n, "ri=%.40s: seconds between reports", v);
 			goto out;
 		}
 		r->ri = x;
@@ -311,7 +298,7 @@ dmarc_parse(const char *txt, struct dmarc_record *r, char *err, size_t n)
 		for (const char *s = v; *s; s++)
 			if (!strchr("01ds:", *s) || (*s == ':' && (s == v ||
 			    !s[1] || s[1] == ':'))) {
-				dmarc_err(err, n, "fo=%.40s: 0, 1, d or s, separated "
+				errf(err, n, "fo=%.40s: 0, 1, d or s, separated "
 				    "by colons", v);
 				goto out;
 			}

@@ -942,18 +942,6 @@ body_put(const char *s, size_t len, const struct body_scan *bs,
 	return out->overflow ? -1 : 0;
 }
 
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || n == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-}
-
 int
 mime_render(struct mime_msg *m, size_t max_size, struct buf *out, char *err,
     size_t n)
@@ -972,12 +960,12 @@ mime_render(struct mime_msg *m, size_t max_size, struct buf *out, char *err,
 	if (id && !m->msgid[0] &&
 	    mime_message_id(m->msgid, sizeof(m->msgid), m->id_domain[0] ?
 	    m->id_domain : m->from_domain[0] ? m->from_domain : "localhost")) {
-		seterr(err, n, "cannot make a Message-ID: no randomness");
+		errf(err, n, "cannot make a Message-ID: no randomness");
 		return -1;
 	}
 	if (multi && !m->boundary[0]) {
 		if (token_random_hex(hex, sizeof(hex), 16) < 0) {
-			seterr(err, n, "cannot make a boundary: no randomness");
+			errf(err, n, "cannot make a boundary: no randomness");
 			return -1;
 		}
 		snprintf(m->boundary, sizeof(m->boundary), "=_lc_%s", hex);
@@ -1022,7 +1010,7 @@ mime_render(struct mime_msg *m, size_t max_size, struct buf *out, char *err,
 			break;
 		if (multi && memmem(msg->data + at, msg->len - at, m->boundary,
 		    strlen(m->boundary))) {
-			seterr(err, n, "the boundary occurs in the %s body",
+			errf(err, n, "the boundary occurs in the %s body",
 			    type[i]);
 			goto out;
 		}
@@ -1031,12 +1019,12 @@ mime_render(struct mime_msg *m, size_t max_size, struct buf *out, char *err,
 		buf_printf(msg, "--%s--\r\n", m->boundary);
 
 	if (msg->overflow)
-		seterr(err, n, "out of memory");
+		errf(err, n, "out of memory");
 	else if (max_size && msg->len - start > max_size)
-		seterr(err, n, "message is %zu bytes, over the limit of %zu",
+		errf(err, n, "message is %zu bytes, over the limit of %zu",
 		    msg->len - start, max_size);
 	else if (limit && msg->len > limit) {
-		seterr(err, n, "message of %zu bytes: out of memory or over "
+		errf(err, n, "message of %zu bytes: out of memory or over "
 		    "the output buffer's limit", msg->len - start);
 		over = 1;
 	} else

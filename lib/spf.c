@@ -3,6 +3,8 @@
  */
 #include "spf.h"
 
+#include "buf.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -10,21 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static void spf_err(char *err, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-spf_err(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !n)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-}
 
 int
 spf_is_record(const char *txt)
@@ -360,7 +347,7 @@ parse_term(const char *t, size_t len, struct spf_record *r, char *err,
 
 				if (!ml || (unsigned char)v[i] < 0x21 ||
 				    (unsigned char)v[i] > 0x7e) {
-					spf_err(err, n, "\"%.*s\": bad value of "
+					errf(err, n, "\"%.*s\": bad value of "
 					    "the modifier %.*s", (int)len, t,
 					    (int)name, t);
 					return -1;
@@ -370,17 +357,17 @@ parse_term(const char *t, size_t len, struct spf_record *r, char *err,
 			return 0;
 		}
 		if (*slot) {
-			spf_err(err, n, "%.*s= appears twice (RFC 7208 6)",
+			errf(err, n, "%.*s= appears twice (RFC 7208 6)",
 			    (int)name, t);
 			return -1;
 		}
 		if (!valid_domain_spec(v, vlen)) {
-			spf_err(err, n, "\"%.*s\": not a valid domain", (int)len,
+			errf(err, n, "\"%.*s\": not a valid domain", (int)len,
 			    t);
 			return -1;
 		}
 		if (!(*slot = strndup(v, vlen))) {
-			spf_err(err, n, "out of memory");
+			errf(err, n, "out of memory");
 			return -1;
 		}
 		return 0;
@@ -394,7 +381,7 @@ parse_term(const char *t, size_t len, struct spf_record *r, char *err,
 		    strncasecmp(p, mech_names[m], (size_t)(colon - p)) == 0)
 			break;
 	if (m == (int)(sizeof(mech_names) / sizeof(*mech_names))) {
-		spf_err(err, n, "\"%.*s\": unknown mechanism (all, include, a, "
+		errf(err, n, "\"%.*s\": unknown mechanism (all, include, a, "
 		    "mx, ptr, ip4, ip6, exists; modifiers are name=value)",
 		    (int)len, t);
 		return -1;
@@ -423,7 +410,7 @@ parse_term(const char *t, size_t len, struct spf_record *r, char *err,
 		a[slash - p] = '\0';
 		if (inet_pton(term.mech == SPF_IP4 ? AF_INET : AF_INET6, a,
 		    term.addr) != 1) {
-			spf_err(err, n, "\"%.*s\": %s is not an %s address",
+			errf(err, n, "\"%.*s\": %s is not an %s address",
 			    (int)len, t, a, term.mech == SPF_IP4 ? "IPv4" : "IPv6");
 			return -1;
 		}
@@ -443,17 +430,17 @@ parse_term(const char *t, size_t len, struct spf_record *r, char *err,
 			d = term.mech == SPF_A || term.mech == SPF_MX ?
 			    spec_end(p, end) : end;
 			if (!valid_domain_spec(p, (size_t)(d - p))) {
-				spf_err(err, n, "\"%.*s\": \"%.*s\" is not a valid "
+				errf(err, n, "\"%.*s\": \"%.*s\" is not a valid "
 				    "domain", (int)len, t, (int)(d - p), p);
 				return -1;
 			}
 			if (!(term.domain = strndup(p, (size_t)(d - p)))) {
-				spf_err(err, n, "out of memory");
+				errf(err, n, "out of memory");
 				return -1;
 			}
 			p = d;
 		} else if (term.mech == SPF_INCLUDE || term.mech == SPF_EXISTS) {
-			spf_err(err, n, "\"%.*s\": %s needs a domain (%s:example."
+			errf(err, n, "\"%.*s\": %s needs a domain (%s:example."
 			    "com)", (int)len, t, mech_names[m], mech_names[m]);
 			return -1;
 		}
@@ -478,7 +465,7 @@ parse_term(const char *t, size_t len, struct spf_record *r, char *err,
 
 		if (!nv) {
 			free(term.domain);
-			spf_err(err, n, "out of memory");
+			errf(err, n, "out of memory");
 			return -1;
 		}
 		r->terms = nv;
@@ -487,11 +474,11 @@ parse_term(const char *t, size_t len, struct spf_record *r, char *err,
 	return 0;
 badcidr:
 	free(term.domain);
-	spf_err(err, n, "\"%.*s\": bad CIDR length (ip4 /0 to /32, ip6 /0 to "
+	errf(err, n, "\"%.*s\": bad CIDR length (ip4 /0 to /32, ip6 /0 to "
 	    "/128)", (int)len, t);
 	return -1;
 bad:
-	spf_err(err, n, "\"%.*s\": bad syntax for %s", (int)len, t,
+	errf(err, n, "\"%.*s\": bad syntax for %s", (int)len, t,
 	    mech_names[m]);
 	return -1;
 }
@@ -504,12 +491,12 @@ spf_parse(const char *txt, struct spf_record *r, char *err, size_t n)
 
 	memset(r, 0, sizeof(*r));
 	if (len > SPF_MAX_RECORD) {
-		spf_err(err, n, "record of %zu characters (at most %d)", len,
+		errf(err, n, "record of %zu characters (at most %d)", len,
 		    SPF_MAX_RECORD);
 		return -1;
 	}
 	if (!spf_is_record(txt)) {
-		spf_err(err, n, "not an SPF record (it must start with "
+		errf(err, n, "not an SPF record (it must start with "
 		    "\"v=spf1\")");
 		return -1;
 	}
