@@ -453,7 +453,7 @@ def test_maildir_end_to_end(mail_d, news):
 
 
 def test_parent_deletes_reach_deliveries(mail_d, news):
-    """Deliveries have no foreign keys (migration 013): deleting a lead
+    """Deliveries have no foreign keys (migration 014): deleting a lead
     still clears its deliveries' lead_id, deleting a campaign still
     deletes its deliveries, by the parents' triggers; rolled back."""
     d = mail_d.d

@@ -1,4 +1,4 @@
--- 013_deliveries_parents: deliveries keep their parents' ON DELETE actions
+-- 014_deliveries_parents: deliveries keep their parents' ON DELETE actions
 -- as triggers on the parents instead of foreign keys on the child.
 --
 -- deliveries is the hot table: a campaign start inserts a row per
