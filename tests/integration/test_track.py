@@ -697,3 +697,34 @@ def test_connections_reused_and_closed(trk):
     assert len(events_of(d, did)) == 9
     assert one(d, "SELECT count(DISTINCT hit_id) FROM events WHERE "
                "delivery_id = %d" % did) == "9"
+
+
+def test_parents_deleted(trk):
+    """events keep no foreign keys to deliveries, campaigns and links (the
+    writer reads them in the same statement): an administrator's DELETE
+    still leaves the events, with those columns NULL, as the keys' ON
+    DELETE SET NULL did; a lead's deletion still takes its events."""
+    d, key, port = trk, trk.key, trk.tport
+    did, links = make_campaign(d, "c11", [("https://z.example.com/", "")])
+    lid = links["https://z.example.com/"]
+    hit(port, "/o/%s.gif" % mt.url_token(key, "o", did), "127.0.0.41")
+    hit(port, "/c/" + mt.url_token(key, "c", did, lid), "127.0.0.41")
+    wait_until(lambda: len(events_of(d, did)) == 2, 10, what="two hits")
+    cid = one(d, "SELECT campaign_id FROM deliveries WHERE id = %d" % did)
+    lead = one(d, "SELECT lead_id FROM deliveries WHERE id = %d" % did)
+    # the link alone, then the delivery, then the campaign
+    one(d, "DELETE FROM campaign_links WHERE id = %d" % lid)
+    assert one(d, "SELECT count(*) FROM events WHERE delivery_id = %d AND "
+               "link_id IS NOT NULL" % did) == "0"
+    one(d, "DELETE FROM deliveries WHERE id = %d" % did)
+    assert one(d, "SELECT count(*) FROM events WHERE delivery_id = %d" %
+               did) == "0"
+    assert one(d, "SELECT count(*) FROM events WHERE campaign_id = %s" %
+               cid) == "2"
+    one(d, "DELETE FROM campaigns WHERE id = %s" % cid)
+    assert one(d, "SELECT count(*) FROM events WHERE lead_id = %s AND "
+               "type IN ('open', 'click') AND delivery_id IS NULL AND "
+               "campaign_id IS NULL AND link_id IS NULL" % lead) == "2"
+    one(d, "DELETE FROM leads WHERE id = %s" % lead)
+    assert one(d, "SELECT count(*) FROM events WHERE lead_id = %s" %
+               lead) == "0"
