@@ -101,7 +101,15 @@ struct sender {
 	 * was reached, and the next one starts over from the beginning (for
 	 * retries come due and lapsed leases). */
 	uint64_t cursor;
+	/* Filling: started newsletters' audiences made deliveries in steps,
+	 * on a session of their own, so that claims never wait behind a
+	 * step; one step at a time (fill_step()). */
+	struct db *fill_db;
+	int filling;                    /* a step in flight */
+	int fill_again;                 /* a kick came during a step */
 };
+
+static void fill_step(struct sender *s);
 
 static unsigned
 link_hash(uint64_t campaign, const char *key)
@@ -1223,6 +1231,181 @@ sender_claim(struct sender *s)
 	buf_free(&ids);
 }
 
+/* ---- filling -------------------------------------------------------------------- */
+
+/*
+ * A started newsletter (fill_upto set, filled_at not yet) becomes
+ * deliveries s->d->conf->mail.fill recipients at a time, in lead order up
+ * to the last lead of its start (fill_upto), each step one transaction
+ * that also moves fill_cursor (and sets filled_at at the end): a crash or a restart goes on from the last step, on
+ * this node or another (the campaign's row is locked by the step, and
+ * ON CONFLICT keeps a recipient to one delivery). The campaign is done
+ * only once filled (the sweep checks). The first step of a campaign
+ * refreshes the planner's statistics of deliveries before anything is
+ * claimed from it (doc/design.md, "Deliveries"). Each step wakes the
+ * claims of this node and, by a notification, of the others.
+ */
+#define FILL_DUE "kind = 'newsletter' AND fill_upto IS NOT NULL AND " \
+	"filled_at IS NULL AND status IN ('running', 'paused')"
+
+struct fill {
+	struct sender *s;
+	int first;                      /* the campaign's first step */
+};
+
+static void
+fill_done(struct sender *s)
+{
+	s->filling = 0;
+	if (s->fill_again) {
+		s->fill_again = 0;
+		fill_step(s);
+	}
+}
+
+static void
+on_fill_analyzed(void *arg, const PGresult *res, const char *err)
+{
+	struct sender *s = arg;
+
+	(void)res;
+	if (err)        /* the campaign runs; only the plans may suffer */
+		log_warn("ANALYZE deliveries: %s", err);
+	db_query(s->fill_db, "NOTIFY leadcast_wake, 'deliveries'", 0, NULL,
+	    NULL, NULL);
+	sender_kick(s);
+	s->fill_again = 1;      /* the rest of the audience */
+	fill_done(s);
+}
+
+static void
+on_filled(void *arg, const PGresult *res, const char *err)
+{
+	struct fill *f = arg;
+	struct sender *s = f->s;
+	long made;
+	int more, first = f->first;
+
+	free(f);
+	if (err || PQntuples(res) != 1) {
+		log_warn("making a campaign's deliveries: %s (retried)",
+		    err ? err : "no answer");
+		s->filling = 0;         /* the next tick tries again */
+		return;
+	}
+	made = atol(PQgetvalue(res, 0, 0));
+	more = PQgetvalue(res, 0, 1)[0] == 't';
+	if (first && made >= s->d->conf->mail.fill && made >= 1000 &&
+	    db_query(s->fill_db, "ANALYZE deliveries", 0, NULL,
+	    on_fill_analyzed, s) >= 0)
+		return;
+	if (made > 0) {
+		db_query(s->fill_db, "NOTIFY leadcast_wake, 'deliveries'", 0,
+		    NULL, NULL, NULL);
+		sender_kick(s);
+	}
+	if (more || PQgetvalue(res, 0, 2)[0] == 't')
+		s->fill_again = 1;      /* its next step, or another campaign */
+	fill_done(s);
+}
+
+static void
+on_fill_pick(void *arg, const PGresult *res, const char *err)
+{
+	struct sender *s = arg;
+	const struct campaign_def *def;
+	struct cond_params cp = { NULL, 0, 0 };
+	struct buf sql;
+	struct fill *f;
+	char chunk[32], msg[256];
+	const char **p;
+	int next = 3;
+
+	if (err || PQntuples(res) == 0) {
+		if (err)
+			log_warn("finding campaigns to fill: %s", err);
+		fill_done(s);
+		return;
+	}
+	def = s->d->conf->campaigns ? campaign_find(s->d->conf->campaigns,
+	    PQgetvalue(res, 0, 1)) : NULL;
+	buf_init(&sql, 0);
+	buf_puts(&sql,
+	    "WITH c AS (SELECT id, list_ids, fill_cursor, fill_upto FROM "
+	    "campaigns WHERE id = $1 AND " FILL_DUE " FOR UPDATE), "
+	    "pick AS (SELECT l.id, l.email FROM c cp, leads l WHERE l.id > "
+	    "cp.fill_cursor AND l.id <= cp.fill_upto AND ");
+	if (def && !def->sms && sender_audience_sql(def, "cp.list_ids", &next,
+	    &sql, &cp, msg, sizeof(msg)) == 0) {
+		buf_puts(&sql, " ORDER BY l.id LIMIT $2), "
+		    "ins AS (INSERT INTO deliveries (campaign_id, lead_id, "
+		    "email) SELECT $1, id, email FROM pick ON CONFLICT DO "
+		    "NOTHING RETURNING 1), "
+		    "up AS (UPDATE campaigns SET fill_cursor = coalesce((SELECT "
+		    "max(id) FROM pick), fill_cursor), filled_at = CASE WHEN "
+		    "(SELECT count(*) FROM pick) < $2 THEN now() END WHERE id IN "
+		    "(SELECT id FROM c) RETURNING filled_at IS NULL AS more) "
+		    "SELECT (SELECT count(*) FROM ins), (SELECT more FROM up), "
+		    "EXISTS (SELECT 1 FROM campaigns WHERE id <> $1 AND "
+		    FILL_DUE ")");
+	} else {
+		/* its file is gone (or its audience no longer compiles):
+		 * it stops at the recipients it has */
+		log_warn("campaign %s: %s; its audience stops at the recipients "
+		    "made so far", PQgetvalue(res, 0, 1), def ? (def->sms ?
+		    "now an SMS campaign" : msg) : "no longer in the "
+		    "configuration");
+		buf_reset(&sql);
+		buf_puts(&sql, "WITH up AS (UPDATE campaigns SET filled_at = "
+		    "now() WHERE id = $1 RETURNING 1) SELECT 0, false, EXISTS "
+		    "(SELECT 1 FROM campaigns WHERE id <> $1 AND " FILL_DUE "), "
+		    "$2::int, (SELECT count(*) FROM up)");
+		cond_params_free(&cp);
+	}
+	snprintf(chunk, sizeof(chunk), "%ld", s->d->conf->mail.fill);
+	if (!(f = calloc(1, sizeof(*f))) ||
+	    !(p = calloc(2 + cp.n, sizeof(*p)))) {
+		free(f);
+		buf_free(&sql);
+		cond_params_free(&cp);
+		fill_done(s);
+		return;
+	}
+	f->s = s;
+	f->first = !strcmp(PQgetvalue(res, 0, 2), "0");
+	p[0] = PQgetvalue(res, 0, 0);
+	p[1] = chunk;
+	for (size_t i = 0; i < cp.n; i++)
+		p[2 + i] = cp.v[i];
+	if (db_query(s->fill_db, buf_str(&sql), (int)(2 + cp.n), p, on_filled,
+	    f) < 0) {
+		free(f);
+		s->filling = 0;
+	}
+	free(p);
+	buf_free(&sql);
+	cond_params_free(&cp);
+}
+
+/* Make the next step of a started newsletter's deliveries, if any: at a
+ * start, at each tick (a restart, another node's start) and after each
+ * step while any is left. */
+static void
+fill_step(struct sender *s)
+{
+	if (s->filling) {
+		s->fill_again = 1;
+		return;
+	}
+	if (s->d->stopping || db_state(s->fill_db) != DB_READY)
+		return;
+	s->filling = 1;
+	if (db_query(s->fill_db, "SELECT id, name, fill_cursor FROM campaigns "
+	    "WHERE " FILL_DUE " ORDER BY id LIMIT 1", 0, NULL, on_fill_pick,
+	    s) < 0)
+		s->filling = 0;
+}
+
 /* ---- sweeps: completion, statistics, schedules ------------------------------ */
 
 static void
@@ -1274,6 +1457,7 @@ sweep(struct sender *s)
 	if (now - s->last_sweep < STATS_EVERY_S)
 		return;
 	s->last_sweep = now;
+	fill_step(s);           /* a fill left by a restart or another node */
 	sent = metric_value(s->m_sent);
 	s->rate = (double)(sent - s->sent_prev) / STATS_EVERY_S;
 	s->sent_prev = sent;
@@ -1282,7 +1466,8 @@ sweep(struct sender *s)
 	    "AND campaign_id IN (SELECT id FROM campaigns WHERE status = "
 	    "'cancelled')", 0, NULL, NULL, NULL);
 	db_query(s->db, "UPDATE campaigns c SET status = 'done', "
-	    "finished_at = now() WHERE status = 'running' AND NOT EXISTS "
+	    "finished_at = now() WHERE status = 'running' AND (fill_upto IS "
+	    "NULL OR filled_at IS NOT NULL) AND NOT EXISTS "
 	    "(SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id AND "
 	    "d.status IN ('queued', 'deferred', 'sending') AND (d.vars IS "
 	    "NULL OR NOT d.vars ? 'test')) AND c.kind = 'newsletter' "
@@ -1455,6 +1640,12 @@ sender_new(struct lc_daemon *d)
 		return NULL;
 	}
 	db_start(s->db);
+	if (!(s->fill_db = db_new(d->base, d->conninfo))) {
+		db_free(s->db);
+		free(s);
+		return NULL;
+	}
+	db_start(s->fill_db);
 	pthread_mutex_init(&s->links_lock, NULL);
 	pthread_mutex_init(&s->domains_lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &s->last_refill);
@@ -1490,6 +1681,7 @@ sender_free(struct sender *s)
 	if (s->ahead)
 		batch_free(s->ahead);   /* its leases lapse */
 	db_free(s->db);
+	db_free(s->fill_db);
 	for (size_t i = 0; i < LINK_BUCKETS; i++)
 		while (s->links[i]) {
 			struct link *l = s->links[i];
@@ -1523,11 +1715,7 @@ struct action {
 	char what[16];
 	sender_action_fn *cb;
 	void *arg;
-	long long recipients;           /* of a start */
 };
-
-/* a start that adds this many deliveries refreshes their statistics */
-#define ANALYZE_AFTER 5000
 
 static void
 action_reply(struct action *a, int status, json_t *doc)
@@ -1550,8 +1738,6 @@ error_doc(const char *fmt, ...)
 	va_end(ap);
 	return json_pack("{s:{s:s}}", "error", "message", msg);
 }
-
-static void on_analyzed(void *arg, const PGresult *res, const char *err);
 
 static void
 on_started(void *arg, const PGresult *res, const char *err)
@@ -1580,31 +1766,10 @@ on_started(void *arg, const PGresult *res, const char *err)
 			    "send again)", a->name, st ? st : "unknown"));
 		return;
 	}
-	a->recipients = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	/* Many new rows leave the planner's statistics of deliveries far
-	 * behind (they may say nothing is due), and a claim planned on them
-	 * reads every due row of the campaign at each claim instead of
-	 * walking deliveries_due from its cursor: bring them up to date
-	 * before the first claim (autovacuum would, but only later). */
-	if (a->recipients >= ANALYZE_AFTER && db_query(a->s->db,
-	    "ANALYZE deliveries", 0, NULL, on_analyzed, a) >= 0)
-		return;
-	on_analyzed(a, NULL, NULL);
-}
-
-static void
-on_analyzed(void *arg, const PGresult *res, const char *err)
-{
-	struct action *a = arg;
-
-	(void)res;
-	if (err)        /* the campaign runs; only the plans may suffer */
-		log_warn("campaign %s: ANALYZE deliveries: %s", a->name, err);
-	db_query(a->s->db, "NOTIFY leadcast_wake, 'deliveries'", 0, NULL,
-	    NULL, NULL);
-	sender_kick(a->s);
+	fill_step(a->s);
 	action_reply(a, 200, json_pack("{s:s, s:s, s:I}", "campaign", a->name,
-	    "status", "running", "recipients", (json_int_t)a->recipients));
+	    "status", "running", "recipients", (json_int_t)strtoll(
+	    PQgetvalue(res, 0, 1), NULL, 10)));
 }
 
 static void
@@ -1730,17 +1895,20 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 		    "'{}') AS ids, count(*) AS n FROM lists WHERE name = "
 		    "ANY($2::text[])), "
 		    "cp AS (INSERT INTO campaigns AS c (name, kind, list_ids, "
-		    "status, started_at) SELECT $1, '%s', lst.ids, "
-		    "'running', now() FROM lst WHERE lst.n = $3 ON CONFLICT "
-		    "(name) DO UPDATE SET list_ids = EXCLUDED.list_ids, kind = "
-		    "EXCLUDED.kind, status = 'running', started_at = now() WHERE "
-		    "c.status IN ('draft', 'scheduled') RETURNING id, list_ids), "
+		    "status, started_at, fill_cursor, filled_at, fill_upto) "
+		    "SELECT $1, '%s', lst.ids, 'running', now(), 0, NULL, "
+		    "(SELECT coalesce(max(id), 0) FROM leads) FROM lst WHERE "
+		    "lst.n = $3 ON CONFLICT (name) DO UPDATE SET list_ids = "
+		    "EXCLUDED.list_ids, kind = EXCLUDED.kind, status = "
+		    "'running', started_at = now(), fill_cursor = 0, filled_at "
+		    "= NULL, fill_upto = EXCLUDED.fill_upto WHERE c.status IN "
+		    "('draft', 'scheduled') RETURNING id, list_ids, fill_upto), "
 		    "ins AS (", def->sms ? "sms" : "newsletter");
-		/* an SMS campaign's texts are queued by sms.c as it goes
-		 * (sms_fill): here they are only counted */
-		buf_puts(&sql, def->sms ? "SELECT 1 FROM cp, leads l WHERE " :
-		    "INSERT INTO deliveries (campaign_id, lead_id, email) "
-		    "SELECT cp.id, l.id, l.email FROM cp, leads l WHERE ");
+		/* The audience is only counted here. A newsletter's becomes
+		 * deliveries in steps (fill_step()), an SMS campaign's texts
+		 * are queued by sms.c as it goes (sms_fill). */
+		buf_puts(&sql, "SELECT 1 FROM cp, leads l WHERE l.id <= "
+		    "cp.fill_upto AND ");
 		if (sender_audience_sql(def, "cp.list_ids", &next, &sql, &cp,
 		    err, sizeof(err)) < 0) {
 			buf_free(&sql);
@@ -1750,8 +1918,7 @@ sender_campaign_action(struct sender *s, const char *what, const char *name,
 			    name, err));
 			return 0;
 		}
-		buf_puts(&sql, def->sms ? ") " : " ON CONFLICT DO NOTHING "
-		    "RETURNING 1) ");
+		buf_puts(&sql, ") ");
 		buf_puts(&sql, "SELECT (SELECT id FROM cp), (SELECT count(*) FROM "
 		    "ins), (SELECT n FROM lst), (SELECT status FROM campaigns "
 		    "WHERE name = $1), $3::int");

@@ -614,6 +614,7 @@ static const struct conf_key mail_keys[] = {
 	{ "mx_port", CONF_INT, M(mx_port), "25", 1, 65535, NULL, 0 },
 	{ "nameserver", CONF_STR, M(nameserver), "", 0, 0, NULL, 0 },
 	{ "batch", CONF_INT, M(batch), "50", 1, 1000, NULL, 0 },
+	{ "fill", CONF_INT, M(fill), "5000", 10, 1000000, NULL, 0 },
 	{ "rate", CONF_INT, M(rate), "0", 0, 1000000, NULL, 0 },
 	{ "soft_bounce_limit", CONF_INT, M(soft_bounce_limit), "3", 0, 1000,
 	  NULL, 0 },

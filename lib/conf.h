@@ -93,6 +93,8 @@ struct conf_mail {
 	long mx_port;
 	char *nameserver;
 	long batch;
+	long fill;                      /* recipients made deliveries per step
+	                                 * of a campaign's start */
 	long rate;
 	long soft_bounce_limit;         /* soft bounces that suppress; 0 never */
 	long soft_bounce_window_ms;     /* ... counted within this window */

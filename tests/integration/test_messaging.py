@@ -302,7 +302,8 @@ def mail_d():
                        subject="Trial for {{first_name}}{{^first_name}}you"
                        "{{/first_name}}")
     extra = list_lines(*MAIL_LISTS) + mail_section(
-        transport="maildir:outbox", max_message_size=Raw("64K")) + [
+        transport="maildir:outbox", max_message_size=Raw("64K"),
+        fill=10) + [
         'dkim "%s" {' % SIGNED_DOMAIN, "\tselector = s1",
         '\tkey = "%s"' % rsa_key, "\talgorithm = rsa-sha256", "}",
         'dkim "%s" {' % SIGNED_DOMAIN, "\tselector = e1",
@@ -450,6 +451,21 @@ def test_maildir_end_to_end(mail_d, news):
     assert listed["news"]["status"] == "done"
     assert listed["news"]["deliveries"] == {"sent": 25}
     assert listed["followup"]["status"] == "draft"
+
+
+def test_audience_filled_in_steps(mail_d, news):
+    """mail_d makes a started campaign's deliveries 10 recipients at a time
+    (mail.fill): the 25 of news came in 3 steps, each once, and the
+    campaign was done only once filled."""
+    d = mail_d.d
+    assert d.psql("SELECT filled_at IS NOT NULL, fill_upto >= (SELECT max(id) "
+                  "FROM leads WHERE email IN (%s)) FROM campaigns WHERE name "
+                  "= 'news'" % ", ".join(mt.sql_str(a) for a in news.us)) \
+        == "t|t"
+    # a step is a transaction: its rows share their created_at
+    assert d.psql("SELECT count(*), count(DISTINCT lead_id), count(DISTINCT "
+                  "created_at) FROM deliveries WHERE campaign_id = %d AND "
+                  "vars IS NULL" % mt.campaign_id(d, "news")) == "25|25|3"
 
 
 def test_parent_deletes_reach_deliveries(mail_d, news):
@@ -897,7 +913,7 @@ def test_crash_mid_campaign_no_skips_bounded_duplicates():
     conns, batch, n = 4, 50, 3000
     tmp, sink, d = relay_daemon("crash", {"big": {"lists": ["big"]}},
                                 ["big"], {"connections": conns,
-                                          "batch": batch})
+                                          "batch": batch, "fill": 100})
     try:
         d.start(timeout=30)
         mt.add_many_subscribers(d, "big", "big", n)
@@ -913,8 +929,15 @@ def test_crash_mid_campaign_no_skips_bounded_duplicates():
         assert 0 < counts.get("sent", 0) < n, counts
         assert at_kill < n, at_kill
 
+        filled = d.psql("SELECT CASE WHEN filled_at IS NULL THEN "
+                        "fill_cursor::text ELSE 'the end' END FROM "
+                        "campaigns WHERE name = 'big'")
+        print("kill -9 with the audience made deliveries up to lead %s"
+              % filled)
         d.start(timeout=30)
         assert wait_final(d, "big", n, timeout=60) == {"sent": n}
+        assert d.psql("SELECT filled_at IS NOT NULL FROM campaigns WHERE "
+                      "name = 'big'") == "t"
         harness.note_timing("3000 via smtp-sink with a kill -9 (total)",
                             time.monotonic() - t0)
         assert "releasing the deliveries of 1 stopped daemon" in \
@@ -933,6 +956,41 @@ def test_crash_mid_campaign_no_skips_bounded_duplicates():
         assert 0 <= dups <= conns * batch, (dups, at_kill, counts)
         assert max(per.values()) <= 2
         assert mt.wait_done(d, "big", timeout=10)["deliveries"] == {"sent": n}
+    finally:
+        d.cleanup()
+        sink.stop()
+        tmp.cleanup()
+
+
+def test_crash_mid_fill_resumes():
+    """kill -9 while a start's audience is still being made deliveries (10
+    recipients a step): the restarted daemon goes on from the last step,
+    every recipient gets the message, none is made a delivery twice."""
+    conns, batch, n = 2, 20, 1000
+    tmp, sink, d = relay_daemon("fillcrash", {"wide": {"lists": ["wide"]}},
+                                ["wide"], {"connections": conns,
+                                           "batch": batch, "fill": 10})
+    try:
+        d.start(timeout=30)
+        mt.add_many_subscribers(d, "wide", "wide", n)
+        assert start(d, "wide")["recipients"] == n
+        d.proc.kill()                                   # kill -9
+        d.proc.wait(10)
+        made = int(d.psql("SELECT count(*) FROM deliveries WHERE campaign_id "
+                          "= %d" % mt.campaign_id(d, "wide")))
+        assert made < n and d.psql(
+            "SELECT filled_at IS NULL FROM campaigns WHERE name = "
+            "'wide'") == "t", made
+        d.start(timeout=30)
+        assert wait_final(d, "wide", n, timeout=60) == {"sent": n}
+        assert d.psql("SELECT count(DISTINCT lead_id), count(*) FROM "
+                      "deliveries WHERE campaign_id = %d"
+                      % mt.campaign_id(d, "wide")) == "%d|%d" % (n, n)
+        tx = wait_until(lambda: (lambda t: t if len(t) >= n else None)(
+            complete(sink.transactions())), 10, what="%d in the sink" % n)
+        got = {r[0][0] for r in tx}
+        assert got == {"wide%d@example.com" % i for i in range(1, n + 1)}
+        assert len(tx) - n <= conns * batch
     finally:
         d.cleanup()
         sink.stop()
