@@ -68,6 +68,10 @@ struct sender {
 					 * claim lapses, a lost record means
 					 * a message sent twice, never lost) */
 	int claiming;                   /* a claim query in flight */
+	int ramp;                       /* after idle: claims of a quarter
+					 * batch until every connection has
+					 * one, so that the first messages go
+					 * out after a quarter of the work */
 	int kicked;                     /* a kick came during a claim */
 	time_t last_stats, last_sweep;
 	double tokens;                  /* global rate limiter */
@@ -761,6 +765,8 @@ static int
 batch_post(struct sender *s, struct batch *b)
 {
 	s->active++;
+	if (s->active >= s->d->conf->mail.connections)
+		s->ramp = 0;
 	if (workq_post(s->d->workq, batch_work, batch_done, b) < 0) {
 		s->active--;
 		batch_free(b);
@@ -1010,6 +1016,8 @@ on_claimed(void *arg, const PGresult *res, const char *err)
 		return;
 	}
 	if (n == 0) {
+		if (s->active == 0)
+			s->ramp = 1;    /* idle: the next work ramps up */
 		if (kicked)     /* rows committed after this claim began */
 			sender_claim(s);
 		return;
@@ -1152,6 +1160,8 @@ sender_claim(struct sender *s)
 	    db_state(s->db) != DB_READY || s->d->node_id == 0 ||
 	    s->ncrates == 0)
 		return;
+	if (s->ramp && n >= 8)
+		n /= 4;
 	refill(s);
 	if (s->tokens < n)
 		n = (long)s->tokens;
@@ -1633,6 +1643,7 @@ sender_new(struct lc_daemon *d)
 	if (!s)
 		return NULL;
 	s->d = d;
+	s->ramp = 1;
 	if (!(s->db = db_new(d->base, d->conninfo)) ||
 	    db_set_options(s->db, "-c synchronous_commit=off") < 0) {
 		db_free(s->db);
