@@ -358,6 +358,10 @@ def test_queue_take_filter_and_availability(env):
     q = b.find_element(By.ID, "f-q")
     q.send_keys("initech")
     b.find_element(By.XPATH, "//button[text()='Filter']").click()
+    # the click starts a navigation; the old page may still be there
+    wait_until(lambda: "q=initech" in b.current_url and
+               b.execute_script("return document.readyState") == "complete",
+               10, what="the filtered queue")
     items = b.find_elements(By.CSS_SELECTOR, "section[aria-label=Queue] "
                             "li.lead-line")
     assert len(items) == 1 and "Initech" in items[0].text
@@ -529,7 +533,8 @@ def test_admin_dashboard(env):
     assert b.find_element(By.TAG_NAME, "h1").text == "Campaigns"
     assert unlabeled_inputs(b) == []
     b.find_element(By.LINK_TEXT, "spring-sale").click()
-    assert b.find_element(By.TAG_NAME, "h1").text == "spring-sale"
+    wait_until(lambda: b.find_element(By.TAG_NAME, "h1").text ==
+               "spring-sale", 10, what="the campaign's page")
     svgs = b.find_elements(By.CSS_SELECTOR, "section svg")
     assert len(svgs) >= 5
     # the time series has one point per hour from the start
@@ -557,7 +562,10 @@ def test_admin_dashboard(env):
         if box.get_attribute("value") in ("spring-sale", "summer-news"):
             box.click()
     b.find_element(By.XPATH, "//button[text()='Compare']").click()
-    heads = [th.text for th in b.find_elements(By.CSS_SELECTOR, "thead th")]
+    heads = wait_until(lambda: (lambda h: h if h[:1] == ["Measure"] else
+                                None)([th.text for th in b.find_elements(
+                                    By.CSS_SELECTOR, "thead th")]),
+                       10, what="the comparison")
     assert heads[0] == "Measure" and sorted(heads[1:]) == [
         "spring-sale", "summer-news"]
     assert b.find_elements(By.CSS_SELECTOR, "section svg rect")
