@@ -111,6 +111,8 @@ struct sender {
 	struct db *fill_db;
 	int filling;                    /* a step in flight */
 	int fill_again;                 /* a kick came during a step */
+	uint64_t analyzed;              /* the campaign a step last refreshed
+					 * the statistics for */
 };
 
 static void fill_step(struct sender *s);
@@ -1250,18 +1252,25 @@ sender_claim(struct sender *s)
  * that also moves fill_cursor (and sets filled_at at the end): a crash or a restart goes on from the last step, on
  * this node or another (the campaign's row is locked by the step, and
  * ON CONFLICT keeps a recipient to one delivery). The campaign is done
- * only once filled (the sweep checks). The first step of a campaign
- * refreshes the planner's statistics of deliveries before anything is
- * claimed from it (doc/design.md, "Deliveries"). Each step wakes the
- * claims of this node and, by a notification, of the others.
+ * only once filled (the sweep checks). The first step is of FILL_FIRST
+ * recipients at most, so that sending starts at once; the first full
+ * step after it refreshes the planner's statistics of deliveries
+ * (doc/design.md, "Deliveries"). Each step wakes the claims of this node
+ * and, by a notification, of the others.
  */
 #define FILL_DUE "kind = 'newsletter' AND fill_upto IS NOT NULL AND " \
 	"filled_at IS NULL AND status IN ('running', 'paused')"
 
 struct fill {
 	struct sender *s;
+	uint64_t campaign;
 	int first;                      /* the campaign's first step */
+	long size;                      /* recipients asked for */
 };
+
+/* The first step of a campaign is small, so that its first messages go
+ * out at once; the others are mail.fill. */
+#define FILL_FIRST      1000
 
 static void
 fill_done(struct sender *s)
@@ -1281,9 +1290,6 @@ on_fill_analyzed(void *arg, const PGresult *res, const char *err)
 	(void)res;
 	if (err)        /* the campaign runs; only the plans may suffer */
 		log_warn("ANALYZE deliveries: %s", err);
-	db_query(s->fill_db, "NOTIFY leadcast_wake, 'deliveries'", 0, NULL,
-	    NULL, NULL);
-	sender_kick(s);
 	s->fill_again = 1;      /* the rest of the audience */
 	fill_done(s);
 }
@@ -1293,7 +1299,8 @@ on_filled(void *arg, const PGresult *res, const char *err)
 {
 	struct fill *f = arg;
 	struct sender *s = f->s;
-	long made;
+	uint64_t campaign = f->campaign;
+	long made, size = f->size;
 	int more, first = f->first;
 
 	free(f);
@@ -1305,14 +1312,19 @@ on_filled(void *arg, const PGresult *res, const char *err)
 	}
 	made = atol(PQgetvalue(res, 0, 0));
 	more = PQgetvalue(res, 0, 1)[0] == 't';
-	if (first && made >= s->d->conf->mail.fill && made >= 1000 &&
-	    db_query(s->fill_db, "ANALYZE deliveries", 0, NULL,
-	    on_fill_analyzed, s) >= 0)
-		return;
 	if (made > 0) {
 		db_query(s->fill_db, "NOTIFY leadcast_wake, 'deliveries'", 0,
 		    NULL, NULL, NULL);
 		sender_kick(s);
+	}
+	/* the first full step after the small first one: a campaign of
+	 * thousands, statistics from before it (the claims meanwhile read
+	 * at most the rows of the first step) */
+	if (!first && made == size && made >= 1000 && s->analyzed != campaign &&
+	    db_query(s->fill_db, "ANALYZE deliveries", 0, NULL,
+	    on_fill_analyzed, s) >= 0) {
+		s->analyzed = campaign;
+		return;
 	}
 	if (more || PQgetvalue(res, 0, 2)[0] == 't')
 		s->fill_again = 1;      /* its next step, or another campaign */
@@ -1372,7 +1384,6 @@ on_fill_pick(void *arg, const PGresult *res, const char *err)
 		    "$2::int, (SELECT count(*) FROM up)");
 		cond_params_free(&cp);
 	}
-	snprintf(chunk, sizeof(chunk), "%ld", s->d->conf->mail.fill);
 	if (!(f = calloc(1, sizeof(*f))) ||
 	    !(p = calloc(2 + cp.n, sizeof(*p)))) {
 		free(f);
@@ -1382,7 +1393,12 @@ on_fill_pick(void *arg, const PGresult *res, const char *err)
 		return;
 	}
 	f->s = s;
+	f->campaign = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	f->first = !strcmp(PQgetvalue(res, 0, 2), "0");
+	f->size = s->d->conf->mail.fill;
+	if (f->first && f->size > FILL_FIRST)
+		f->size = FILL_FIRST;
+	snprintf(chunk, sizeof(chunk), "%ld", f->size);
 	p[0] = PQgetvalue(res, 0, 0);
 	p[1] = chunk;
 	for (size_t i = 0; i < cp.n; i++)
