@@ -942,8 +942,7 @@ def test_crash_mid_campaign_no_skips_bounded_duplicates():
                             time.monotonic() - t0)
         assert "releasing the deliveries of 1 stopped daemon" in \
             d.log_since_start()
-        tx = wait_until(lambda: (lambda t: t if len(t) >= n else None)(
-            complete(sink.transactions())), 10, what="%d in the sink" % n)
+        tx = complete_at_least(sink, n)
         per = {}
         for rcpts, _, _ in tx:
             assert len(rcpts) == 1, rcpts
@@ -986,8 +985,7 @@ def test_crash_mid_fill_resumes():
         assert d.psql("SELECT count(DISTINCT lead_id), count(*) FROM "
                       "deliveries WHERE campaign_id = %d"
                       % mt.campaign_id(d, "wide")) == "%d|%d" % (n, n)
-        tx = wait_until(lambda: (lambda t: t if len(t) >= n else None)(
-            complete(sink.transactions())), 10, what="%d in the sink" % n)
+        tx = complete_at_least(sink, n)
         got = {r[0][0] for r in tx}
         assert got == {"wide%d@example.com" % i for i in range(1, n + 1)}
         assert len(tx) - n <= conns * batch
@@ -995,6 +993,12 @@ def test_crash_mid_fill_resumes():
         d.cleanup()
         sink.stop()
         tmp.cleanup()
+
+
+def complete_at_least(sink, n, timeout=10):
+    """The sink's whole transactions, once there are n of them or more."""
+    return wait_until(lambda: (lambda t: t if len(t) >= n else None)(
+        complete(sink.transactions())), timeout, what="%d in the sink" % n)
 
 
 def complete(transactions):
