@@ -347,36 +347,45 @@ spool_hits(struct track *t, const struct hit *h, size_t n)
  * $14 the scanner delay (ms). A hit's class from the thread stands unless it is
  * human and the database knows better. Links count only when they belong
  * to the message's campaign.
+ *
+ * Fresh hits from the queue have never been written: their batch is a
+ * plain INSERT (the unique index on hit_id still refuses a stored id, and
+ * the batch then goes to the spool). A spooled batch may have been stored
+ * before (its outcome unknown): it is replayed with ON CONFLICT DO NOTHING,
+ * whose check of each id costs ~1 us a row that fresh batches do not pay.
  */
-static const char insert_sql[] =
-    "INSERT INTO events (hit_id, type, lead_id, delivery_id, campaign_id, "
-    "link_id, ip, user_agent, data, created_at, class, reason, score_due) "
-    "SELECT h.id, h.type, coalesce(d.lead_id, ld.id), d.id, d.campaign_id, "
-    "l.id, h.ip, nullif(h.ua, ''), "
-    "CASE WHEN h.type IN ('visit', 'hot_page') THEN jsonb_strip_nulls("
-    "jsonb_build_object('url', nullif(h.url, ''), 'referrer', "
-    "nullif(h.referrer, ''), 'page', nullif(h.page, ''))) END, "
-    "to_timestamp(h.at / 1000000.0), k.class, k.reason, "
-    "k.class = 'human' AND coalesce(d.lead_id, ld.id) IS NOT NULL "
-    "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], "
-    "$5::bigint[], $6::bigint[], $7::bigint[], $8::inet[], $9::text[], "
-    "$10::text[], $11::text[], $12::text[], $15::text[]) AS h(id, type, "
-    "class, delivery, link, lead, at, ip, reason, ua, url, referrer, page) "
-    "LEFT JOIN deliveries d ON d.id = nullif(h.delivery, 0) "
-    "LEFT JOIN campaign_links l ON l.id = nullif(h.link, 0) AND "
-    "l.campaign_id = d.campaign_id "
-    "LEFT JOIN leads ld ON ld.id = nullif(h.lead, 0) "
-    "CROSS JOIN LATERAL (SELECT CASE "
-    "WHEN h.class <> 'human' THEN h.class "
-    "WHEN h.type = 'click' AND l.tag <> '' AND l.tag = $13 THEN 'scanner' "
-    "WHEN h.type = 'click' AND d.sent_at IS NOT NULL AND "
-    "to_timestamp(h.at / 1000000.0) < d.sent_at + $14::bigint * "
-    "interval '1 millisecond' THEN 'scanner' ELSE 'human' END AS class, "
-    "CASE WHEN h.class <> 'human' THEN nullif(h.reason, '') "
-    "WHEN h.type = 'click' AND l.tag <> '' AND l.tag = $13 THEN 'honeypot' "
-    "WHEN h.type = 'click' AND d.sent_at IS NOT NULL AND "
-    "to_timestamp(h.at / 1000000.0) < d.sent_at + $14::bigint * "
+#define INSERT_SQL \
+    "INSERT INTO events (hit_id, type, lead_id, delivery_id, campaign_id, " \
+    "link_id, ip, user_agent, data, created_at, class, reason, score_due) " \
+    "SELECT h.id, h.type, coalesce(d.lead_id, ld.id), d.id, d.campaign_id, " \
+    "l.id, h.ip, nullif(h.ua, ''), " \
+    "CASE WHEN h.type IN ('visit', 'hot_page') THEN jsonb_strip_nulls(" \
+    "jsonb_build_object('url', nullif(h.url, ''), 'referrer', " \
+    "nullif(h.referrer, ''), 'page', nullif(h.page, ''))) END, " \
+    "to_timestamp(h.at / 1000000.0), k.class, k.reason, " \
+    "k.class = 'human' AND coalesce(d.lead_id, ld.id) IS NOT NULL " \
+    "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], " \
+    "$5::bigint[], $6::bigint[], $7::bigint[], $8::inet[], $9::text[], " \
+    "$10::text[], $11::text[], $12::text[], $15::text[]) AS h(id, type, " \
+    "class, delivery, link, lead, at, ip, reason, ua, url, referrer, page) " \
+    "LEFT JOIN deliveries d ON d.id = nullif(h.delivery, 0) " \
+    "LEFT JOIN campaign_links l ON l.id = nullif(h.link, 0) AND " \
+    "l.campaign_id = d.campaign_id " \
+    "LEFT JOIN leads ld ON ld.id = nullif(h.lead, 0) " \
+    "CROSS JOIN LATERAL (SELECT CASE " \
+    "WHEN h.class <> 'human' THEN h.class " \
+    "WHEN h.type = 'click' AND l.tag <> '' AND l.tag = $13 THEN 'scanner' " \
+    "WHEN h.type = 'click' AND d.sent_at IS NOT NULL AND " \
+    "to_timestamp(h.at / 1000000.0) < d.sent_at + $14::bigint * " \
+    "interval '1 millisecond' THEN 'scanner' ELSE 'human' END AS class, " \
+    "CASE WHEN h.class <> 'human' THEN nullif(h.reason, '') " \
+    "WHEN h.type = 'click' AND l.tag <> '' AND l.tag = $13 THEN 'honeypot' " \
+    "WHEN h.type = 'click' AND d.sent_at IS NOT NULL AND " \
+    "to_timestamp(h.at / 1000000.0) < d.sent_at + $14::bigint * " \
     "interval '1 millisecond' THEN 'soon-after-sending' END AS reason) k "
+
+static const char insert_sql[] = INSERT_SQL;
+static const char replay_sql[] = INSERT_SQL
     "ON CONFLICT (hit_id) WHERE hit_id IS NOT NULL DO NOTHING";
 
 /* Clicks of the messages in $1 whose every link (but the honeypot, $3)
@@ -531,7 +540,8 @@ write_batch(struct track *t, struct hit *h, size_t n, ssize_t replay_used)
 		b->n = n;
 		b->replay_used = replay_used;
 	}
-	if (!b || db_query(t->db, insert_sql, 15, p, on_batch, b) < 0) {
+	if (!b || db_query_prepared(t->db, replay_used < 0 ? insert_sql :
+	    replay_sql, 15, p, on_batch, b) < 0) {
 		if (replay_used < 0)
 			spool_hits(t, h, n);
 		else
@@ -548,7 +558,8 @@ write_batch(struct track *t, struct hit *h, size_t n, ssize_t replay_used)
 			const char *q[3] = { db_array_end(&ids), burst, honey };
 
 			snprintf(burst, sizeof(burst), "%ld", c->track.burst_ms);
-			db_query(t->db, burst_sql, 3, q, on_burst, NULL);
+			db_query_prepared(t->db, burst_sql, 3, q, on_burst,
+			    NULL);
 		}
 	}
 	for (int i = 0; i < 13; i++)

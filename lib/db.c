@@ -15,11 +15,14 @@
 #define BACKOFF_MAX_MS   5000
 #define CONNECT_TIMEOUT  10     /* seconds */
 #define MAX_INFLIGHT     512
+#define MAX_PREPARED     16     /* db_query_prepared's statements a db */
 
 struct query {
 	char *sql;
 	char **params;
 	int nparams;
+	int stmt;               /* index in db->stmts, -1: unnamed statement */
+	int preparing;          /* the Prepare's results come first */
 	db_result_fn *cb;
 	void *arg;
 	int synced;             /* results delivered, waiting for the Sync */
@@ -50,6 +53,7 @@ struct conn {
 	long backoff_ms;
 	int ever_ready;
 	struct qlist inflight;
+	unsigned char prepared[MAX_PREPARED];   /* db->stmts[i] prepared here */
 };
 
 struct db {
@@ -59,6 +63,8 @@ struct db {
 	struct conn q, l;
 	struct qlist queue;             /* waiting to be sent on q */
 	struct listener *listeners;
+	const char *stmts[MAX_PREPARED];        /* db_query_prepared SQL */
+	int nstmts;
 	db_state_fn *state_cb;
 	void *state_arg;
 	int server_version;
@@ -156,6 +162,7 @@ conn_close(struct conn *c, const char *why)
 		PQfinish(c->pg);
 	c->pg = NULL;
 	c->fd = -1;
+	memset(c->prepared, 0, sizeof(c->prepared));
 	while ((q = qlist_pop(&c->inflight)) != NULL) {
 		if (!q->synced)
 			query_done(c->db, q, why);
@@ -317,6 +324,28 @@ conn_ready(struct conn *c)
 		conn_pump(c);
 }
 
+/* Send one query: by name if it is a prepared statement (preparing it
+ * first on this session if need be), else as the unnamed statement. */
+static int
+conn_send(struct conn *c, struct query *q)
+{
+	const char *const *params = (const char *const *)q->params;
+	char name[16];
+
+	if (q->stmt < 0)
+		return PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, params,
+		    NULL, NULL, 0);
+	snprintf(name, sizeof(name), "lc%d", q->stmt);
+	if (!c->prepared[q->stmt]) {
+		if (!PQsendPrepare(c->pg, name, q->sql, q->nparams, NULL))
+			return 0;
+		c->prepared[q->stmt] = 1;
+		q->preparing = 1;
+	}
+	return PQsendQueryPrepared(c->pg, name, q->nparams, params, NULL,
+	    NULL, 0);
+}
+
 /* Send queued queries (query connection, ready). */
 static void
 conn_pump(struct conn *c)
@@ -327,9 +356,7 @@ conn_pump(struct conn *c)
 	if (c->state != DB_READY || c != &db->q)
 		return;
 	while (c->inflight.len < MAX_INFLIGHT && (q = db->queue.head) != NULL) {
-		if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL,
-		    (const char *const *)q->params, NULL, NULL, 0) ||
-		    !PQpipelineSync(c->pg)) {
+		if (!conn_send(c, q) || !PQpipelineSync(c->pg)) {
 			char err[256];
 
 			snprintf(err, sizeof(err), "%s", PQerrorMessage(c->pg));
@@ -365,6 +392,10 @@ conn_read(struct conn *c)
 		PGresult *r = PQgetResult(c->pg);
 
 		if (!q->synced) {
+			if (!r && q->preparing) {       /* end of the Prepare's */
+				q->preparing = 0;
+				continue;
+			}
 			if (!r) {               /* end of this query's results */
 				q->synced = 1;
 				query_done(db, q, NULL);
@@ -380,6 +411,14 @@ conn_read(struct conn *c)
 				query_done(db, q, "no result");
 				PQclear(r);
 				query_free(qlist_pop(&c->inflight));
+				continue;
+			}
+			if (q->preparing &&
+			    PQresultStatus(r) != PGRES_COMMAND_OK)
+				c->prepared[q->stmt] = 0;       /* again next time */
+			if (q->res && PQresultStatus(q->res) == PGRES_FATAL_ERROR) {
+				/* keep the Prepare's error, not "aborted" */
+				PQclear(r);
 				continue;
 			}
 			if (q->res)
@@ -551,8 +590,8 @@ db_free(struct db *db)
 	free(db);
 }
 
-int
-db_query(struct db *db, const char *sql, int nparams,
+static int
+query_post(struct db *db, const char *sql, int stmt, int nparams,
     const char *const *params, db_result_fn *cb, void *arg)
 {
 	struct query *q;
@@ -560,6 +599,7 @@ db_query(struct db *db, const char *sql, int nparams,
 	if (db->queue.len >= DB_MAX_QUEUE || nparams < 0 ||
 	    !(q = calloc(1, sizeof(*q))))
 		return -1;
+	q->stmt = stmt;
 	q->cb = cb;
 	q->arg = arg;
 	q->nparams = nparams;
@@ -575,6 +615,30 @@ db_query(struct db *db, const char *sql, int nparams,
 fail:
 	query_free(q);
 	return -1;
+}
+
+int
+db_query(struct db *db, const char *sql, int nparams,
+    const char *const *params, db_result_fn *cb, void *arg)
+{
+	return query_post(db, sql, -1, nparams, params, cb, arg);
+}
+
+int
+db_query_prepared(struct db *db, const char *sql, int nparams,
+    const char *const *params, db_result_fn *cb, void *arg)
+{
+	int i;
+
+	for (i = 0; i < db->nstmts && db->stmts[i] != sql; i++)
+		;
+	if (i == db->nstmts) {
+		if (i == MAX_PREPARED)
+			i = -1;                 /* out of names: unnamed */
+		else
+			db->stmts[db->nstmts++] = sql;
+	}
+	return query_post(db, sql, i, nparams, params, cb, arg);
 }
 
 int

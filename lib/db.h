@@ -49,6 +49,15 @@ void db_free(struct db *db);
  */
 int db_query(struct db *db, const char *sql, int nparams,
     const char *const *params, db_result_fn *cb, void *arg);
+/*
+ * The same for a statement run often: it is prepared once per session
+ * (PostgreSQL then plans it once, generically, instead of at every run
+ * with the parameters' values) and executed by name. sql is the caller's,
+ * never freed nor copied for its identity: a string that lives as long as
+ * db (a static array). Up to 16 such statements a db; others go unnamed.
+ */
+int db_query_prepared(struct db *db, const char *sql, int nparams,
+    const char *const *params, db_result_fn *cb, void *arg);
 /* Subscribe to a NOTIFY channel (a plain identifier); kept across reconnects. */
 int db_listen(struct db *db, const char *channel, db_notify_fn *cb, void *arg);
 

@@ -700,10 +700,11 @@ def test_connections_reused_and_closed(trk):
 
 
 def test_parents_deleted(trk):
-    """events keep no foreign keys to deliveries, campaigns and links (the
-    writer reads them in the same statement): an administrator's DELETE
-    still leaves the events, with those columns NULL, as the keys' ON
-    DELETE SET NULL did; a lead's deletion still takes its events."""
+    """events keep no foreign keys (the writers read the parents in the
+    same statement): an administrator's DELETE of a delivery, a campaign or
+    a link still leaves the events, with those columns NULL, as the keys'
+    ON DELETE SET NULL did; a lead's deletion still takes its events, as
+    the key's ON DELETE CASCADE did (a statement trigger since 017)."""
     d, key, port = trk, trk.key, trk.tport
     did, links = make_campaign(d, "c11", [("https://z.example.com/", "")])
     lid = links["https://z.example.com/"]
