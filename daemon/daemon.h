@@ -361,5 +361,9 @@ const struct campaign_def *drip_email_def(struct dripd *e,
 int sender_send_test(struct sender *s, const char *name, const char *to,
     sender_action_fn *cb, void *arg);
 
+/* nodelay.c: the calling thread's sockets are read by libevent alone, so
+ * its ioctl(FIONREAD) before each read is answered without a system call
+ * (see nodelay.c). For threads that run only an event_base. */
+void nodelay_libevent_reads(void);
 
 #endif

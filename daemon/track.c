@@ -872,6 +872,7 @@ thread_main(void *arg)
 {
 	struct track_thread *th = arg;
 
+	nodelay_libevent_reads();
 	event_base_dispatch(th->ctx.base);
 	return NULL;
 }
