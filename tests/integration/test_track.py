@@ -320,19 +320,23 @@ def test_spool_when_database_down(daemons, pg_private):
     wait_until(lambda: q("SELECT count(*) FROM events") == "31", 30,
                what="the spool replayed")
     wait_until(lambda: not os.path.exists(spool + ".replay"), 10)
+    # a fresh hit on the new session (its statement prepared there anew)
+    assert hit(tport, "/o/%s.gif" % otok).status == 200
+    wait_until(lambda: q("SELECT count(*) FROM events") == "32", 10,
+               what="a fresh hit after the restart")
     # the same lines again (as after a crash before the spool was removed)
     with open(spool, "w") as f:
         f.write(saved)
     wait_until(lambda: not os.path.exists(spool) and
                not os.path.exists(spool + ".replay"), 15, what="replayed")
-    assert q("SELECT count(*) FROM events") == "31"
+    assert q("SELECT count(*) FROM events") == "32"
     assert d.metric("leadcast_track_duplicates_total") >= 30
     # a torn last line and garbage are skipped, not fatal
     with open(spool, "w") as f:
         f.write("garbage\n" + saved.splitlines()[0][:40])
     wait_until(lambda: not os.path.exists(spool) and
                not os.path.exists(spool + ".replay"), 15)
-    assert q("SELECT count(*) FROM events") == "31"
+    assert q("SELECT count(*) FROM events") == "32"
     # hits answered while stopping are spooled, and the daemon exits 0
     # (clean under the sanitizers when built with them)
     pg_private.stop()
@@ -342,6 +346,30 @@ def test_spool_when_database_down(daemons, pg_private):
     assert rc == 0, d.log()[-3000:]
     assert "Sanitizer" not in d.log(), d.log()[-3000:]
     assert open(spool).read().count("\n") == 5
+
+
+def test_statement_prepared_again(daemons, pg_private):
+    """Hits are stored by statements prepared once per database session:
+    when preparing fails (here the table is away), the batch is spooled,
+    nothing is stored twice, and the statements are prepared again once
+    they can be: the spool replayed, a fresh hit stored."""
+    d, db, tport, q, otok = private_daemon(daemons, pg_private, "pp")
+    q("ALTER TABLE events RENAME TO events_away")
+    for _ in range(3):
+        assert hit(tport, "/o/%s.gif" % otok).status == 200
+    spool = os.path.join(d.state, "track.spool")
+    wait_until(lambda: d.metric("leadcast_track_spooled_total") >= 3, 10,
+               what="3 spooled")
+    time.sleep(1.5)                     # a replay tried, and failed
+    q("ALTER TABLE events_away RENAME TO events")
+    wait_until(lambda: q("SELECT count(*) FROM events WHERE type = "
+                         "'open'") == "3", 15, what="the spool replayed")
+    wait_until(lambda: not os.path.exists(spool) and
+               not os.path.exists(spool + ".replay"), 10)
+    assert hit(tport, "/o/%s.gif" % otok).status == 200
+    wait_until(lambda: q("SELECT count(*) FROM events WHERE type = "
+                         "'open'") == "4", 10, what="a fresh hit")
+    assert q("SELECT count(DISTINCT hit_id) FROM events") == "4"
 
 
 def test_spool_when_database_behind(daemons, pg_private):
