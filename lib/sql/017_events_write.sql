@@ -11,19 +11,18 @@
 -- the enrollment, the subscription) or from a function's caller that has
 -- just read or locked the lead (lead_take, leads_capture); leadcast never
 -- deletes a lead. What the key still did was the cascade of an
--- administrator's DELETE, which the trigger below does once per
--- statement.
+-- administrator's DELETE, which the lead's deletion trigger of 014 now
+-- does too, once per statement.
 ALTER TABLE events DROP CONSTRAINT events_lead_id_fkey;
 
-CREATE FUNCTION leadcast_leads_deleted_events() RETURNS trigger
+CREATE OR REPLACE FUNCTION leadcast_leads_deleted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+	UPDATE deliveries SET lead_id = NULL
+	WHERE lead_id IN (SELECT id FROM gone);
 	DELETE FROM events WHERE lead_id IN (SELECT id FROM gone);
 	RETURN NULL;
 END $$;
-CREATE TRIGGER leads_events AFTER DELETE ON leads
-	REFERENCING OLD TABLE AS gone
-	FOR EACH STATEMENT EXECUTE FUNCTION leadcast_leads_deleted_events();
 
 -- 2. events_type_time (type, created_at), from 003, serves no query:
 -- every reader of events selects by lead, campaign, delivery or hit id
