@@ -813,16 +813,13 @@ tw_prefix(struct tw *w)
 	w->prew = w->col;
 }
 
-/* Place the gathered word. */
+/* Place word p (n bytes, width code points) on the output: on this line
+ * after a space if it fits, else on the next. */
 static void
-tw_flush(struct tw *w)
+tw_place(struct tw *w, const char *p, size_t n, int width)
 {
 	int q;
 
-	if (w->pre && strspn(buf_str(&w->word), " \t") == w->word.len)
-		buf_reset(&w->word);    /* a blank <pre> line is no text */
-	if (w->word.len == 0)
-		return;
 	if (w->out->len == w->base)
 		w->want = 0;
 	if (w->want) {
@@ -838,17 +835,31 @@ tw_flush(struct tw *w)
 	if (w->col == 0)
 		tw_prefix(w);
 	else if ((w->space || w->glue) && !w->pre && w->col > w->prew &&
-	    w->col + w->space + w->wordw > HTMLRW_TEXT_WIDTH) {
+	    w->col + w->space + width > HTMLRW_TEXT_WIDTH) {
 		tw_newline(w);
 		tw_prefix(w);
 	} else if (w->space)
 		tw_spaces(w, 1);
-	buf_append(w->out, w->word.data, w->word.len);
-	w->col += w->wordw;
+	buf_append(w->out, p, n);
+	w->col += width;
 	if (w->hchar && w->col - w->prew > w->hw)
 		w->hw = w->col - w->prew;
+	w->space = w->glue = 0;
+}
+
+/* Place the gathered word. */
+static void
+tw_flush(struct tw *w)
+{
+	if (w->pre && strspn(buf_str(&w->word), " \t") == w->word.len) {
+		buf_reset(&w->word);    /* a blank <pre> line is no text */
+		w->wordw = 0;
+	}
+	if (w->word.len == 0)
+		return;
+	tw_place(w, w->word.data, w->word.len, w->wordw);
 	buf_reset(&w->word);
-	w->wordw = w->space = w->glue = 0;
+	w->wordw = 0;
 }
 
 /* Request n line breaks (2: a blank line) before what follows. */
@@ -930,7 +941,22 @@ tw_text(struct tw *w, const char *s, size_t n, int attr)
 			for (k = 1; s + k < end && (unsigned char)s[k] > ' ' &&
 			    (unsigned char)s[k] < 0x7f; k++)
 				;
-			tw_ascii(w, s, k);
+			/* a whole word (a blank follows): placed as it is,
+			 * what tw_ascii() then tw_flush() at the blank do */
+			if (w->word.len == 0 && !w->pre && !w->inlink &&
+			    s + k < end && is_ws(s[k])) {
+				tw_place(w, s, k, (int)k);
+				w->last = (unsigned char)s[k - 1];
+				w->lspace = 0;
+			} else
+				tw_ascii(w, s, k);
+			continue;
+		}
+		if (!w->pre && is_ws(*s)) {     /* blanks: a word ends */
+			tw_flush(w);
+			w->space = w->lspace = 1;
+			for (k = 1; s + k < end && is_ws(s[k]); k++)
+				;
 			continue;
 		}
 		/* an invalid byte is one character, U+FFFD */

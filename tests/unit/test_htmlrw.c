@@ -526,6 +526,11 @@ test_text_blocks(void **state)
 	    "--------------------------------------\n\nb\n");
 	check_text("<pre>  x = 1;\n\n\n\n    y = 2;   \n</pre>after",
 	    "  x = 1;\n\n    y = 2;\n\nafter\n");
+	/* a blank <pre> line leaves no width behind: the next line is
+	 * full at 76 columns, not 75 */
+	check_text("<pre> </pre><p>abcd abc abc abc abc abc abc abc abc abc "
+	    "abc abc abc abc abc abc abc abc abc</p>", "abcd abc abc abc abc "
+	    "abc abc abc abc abc abc abc abc abc abc abc abc abc abc\n");
 	check_text("<blockquote><p>q1</p><p>q2</p><blockquote>deep"
 	    "</blockquote></blockquote>out",
 	    "> q1\n>\n> q2\n>\n> > deep\n\nout\n");
