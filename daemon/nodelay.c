@@ -23,7 +23,15 @@
  *   the bytes leave when the server is needed, as a client with a larger
  *   buffer would send them. What the caller is told is what write()
  *   would have said, except that a failure to send is reported by the
- *   read, poll or close that sends (errno as write set it).
+ *   read, poll or close that sends (errno as write set it). When lib/smtp.c
+ *   gave libesmtp a message's header only, the body it kept back
+ *   (smtp_take_body()) is sent from the caller's message with what was
+ *   kept, before the final dot (writev).
+ *
+ * - poll() of that socket alone answers without a system call when it asks
+ *   for POLLOUT (writable: the write is kept) and when it asks, with no
+ *   timeout, whether an answer is in (not yet: libesmtp asks so between
+ *   pipelined commands, and carries on either way).
  *
  * - epoll_ctl() skips an EPOLL_CTL_MOD that asks for what the descriptor
  *   is already registered with (same epoll instance, events and data;
@@ -63,6 +71,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -131,38 +140,74 @@ resolve(void)
 		smtp_set_gathering(1);
 }
 
-/* Send what was kept, all of it (the socket may be non-blocking). 0, or
- * -1 with errno set; either way nothing is kept any more. */
+/* Write iov[0..n) to fd, all of it (the socket may be non-blocking): 0,
+ * or -1 with errno set. iov is used up. */
 static int
-send_gathered(void)
+write_all(int fd, struct iovec *iov, int n)
 {
-	size_t off = 0;
-	int rc = 0;
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
 
-	while (off < g.len) {
-		ssize_t n = real_write(g.fd, g.p + off, g.len - off);
-
-		if (n > 0) {
-			off += (size_t)n;
-		} else if (n < 0 && errno == EINTR) {
+		if (w > 0) {
+			for (; n > 0 && (size_t)w >= iov->iov_len; iov++, n--)
+				w -= (ssize_t)iov->iov_len;
+			if (n > 0) {
+				iov->iov_base = (char *)iov->iov_base + w;
+				iov->iov_len -= (size_t)w;
+			}
+		} else if (w < 0 && errno == EINTR) {
 			continue;
-		} else if (n < 0 && errno == EAGAIN) {
-			struct pollfd pf = { g.fd, POLLOUT, 0 };
+		} else if (w < 0 && errno == EAGAIN) {
+			struct pollfd pf = { fd, POLLOUT, 0 };
 			int r = real_poll(&pf, 1, SEND_TIMEOUT_MS);
 
 			if (r == 0)
 				errno = ETIMEDOUT;
-			if (r <= 0 && !(r < 0 && errno == EINTR)) {
-				rc = -1;
-				break;
-			}
+			if (r <= 0 && !(r < 0 && errno == EINTR))
+				return -1;
 		} else {
-			if (n == 0)
+			if (w == 0)
 				errno = EIO;
-			rc = -1;
-			break;
+			return -1;
 		}
 	}
+	return 0;
+}
+
+/*
+ * Send what was kept, all of it: 0, or -1 with errno set; either way
+ * nothing is kept any more. When libesmtp was given a message's header
+ * only (smtp_take_body()), what was kept ends with that header, the blank
+ * line and the final dot of an empty body: the body goes in before the
+ * dot, in the same system call. Should it not end so, nothing is sent
+ * and the session fails (EPROTO): its messages are deferred, never sent
+ * without their body.
+ */
+static int
+send_gathered(void)
+{
+	struct iovec iov[3];
+	const char *body;
+	size_t blen;
+	int n = 0, rc;
+
+	if (smtp_take_body(g.fd, &body, &blen)) {
+		if (g.len < 7 || memcmp(g.p + g.len - 7, "\r\n\r\n.\r\n", 7)) {
+			g.len = 0;
+			errno = EPROTO;
+			return -1;
+		}
+		iov[n].iov_base = g.p;
+		iov[n++].iov_len = g.len - 3;
+		iov[n].iov_base = (void *)body;
+		iov[n++].iov_len = blen;
+		iov[n].iov_base = g.p + g.len - 3;
+		iov[n++].iov_len = 3;
+	} else {
+		iov[n].iov_base = g.p;
+		iov[n++].iov_len = g.len;
+	}
+	rc = write_all(g.fd, iov, n);
 	g.len = 0;
 	return rc;
 }
@@ -236,13 +281,41 @@ read(int fd, void *p, size_t n)
 	return real_read(fd, p, n);
 }
 
+/* Is fds[0..n) this thread's SMTP socket only, asked for POLLOUT? */
+static int
+asks_out(const struct pollfd *fds, nfds_t n)
+{
+	int out = 0;
+
+	for (nfds_t i = 0; i < n; i++) {
+		if (!smtp_gathers(fds[i].fd))
+			return 0;
+		out |= fds[i].events & POLLOUT;
+	}
+	return n > 0 && out;
+}
+
 int
 poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+	nfds_t i, ready = 0;
+
 	if (!real_close)
 		resolve();
+	/* libesmtp asks whether it may write (it may: write() keeps it), or,
+	 * between pipelined commands, whether an answer is in already (it
+	 * carries on either way): no system call for either */
+	if (asks_out(fds, n)) {
+		for (i = 0; i < n; i++)
+			ready += (fds[i].revents = fds[i].events & POLLOUT) != 0;
+		return (int)ready;
+	}
+	if (timeout == 0 && n == 1 && smtp_gathers(fds[0].fd)) {
+		fds[0].revents = 0;
+		return 0;
+	}
 	if (g.len)
-		for (nfds_t i = 0; i < n; i++)
+		for (i = 0; i < n; i++)
 			if (fds[i].fd == g.fd) {
 				if (send_gathered() < 0)
 					return -1;

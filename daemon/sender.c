@@ -644,26 +644,23 @@ maildir_item(const struct conf_mail *mc, struct item *it,
 }
 
 /*
- * smtp:// transport: each message goes into the session as soon as it is
- * composed, so that the relay takes one message while the next is made
- * (see smtp_add()), and only three composed messages exist at a time: a
- * ring of three outputs, a slot reused once its message has its outcome.
- * If the session fails, the items not yet sent wait (deferred) without
- * being composed.
+ * smtp:// transport: the items are composed, each into its own output,
+ * and handed to the session, which sends them from there when it runs
+ * (smtp_close()); then the outputs are freed. If the session cannot take
+ * more, the items not yet composed wait (deferred) without being
+ * composed.
  */
 static void
 relay_batch(struct composer *c)
 {
 	struct batch *b = c->b;
 	struct smtp_relay r = relay_of(&b->conf->mail);
-	struct compose_out ring[3];
 	struct smtp_msg *msgs = calloc(b->n ? b->n : 1, sizeof(*msgs));
 	struct item **sent = calloc(b->n ? b->n : 1, sizeof(*sent));
 	struct smtp_session *ss = NULL;
 	char err[256] = "";
 	size_t k = 0;
 
-	memset(ring, 0, sizeof(ring));
 	if (!msgs || !sent) {
 		for (size_t i = 0; i < b->n; i++)
 			b->items[i].status = "queued";
@@ -671,7 +668,7 @@ relay_batch(struct composer *c)
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
-		struct compose_out *o = &ring[k % 3];
+		struct compose_out *o = &it->out;
 
 		if (err[0]) {
 			it->status = "deferred";
@@ -698,8 +695,9 @@ relay_batch(struct composer *c)
 	for (size_t j = 0; j < k; j++)
 		set_result(sent[j], &msgs[j]);
 out:
-	for (int j = 0; j < 3; j++)
-		compose_out_free(&ring[j]);
+	/* the composed text is not needed on the loop */
+	for (size_t i = 0; i < b->n; i++)
+		buf_free(&b->items[i].out.msg);
 	free(msgs);
 	free(sent);
 }

@@ -58,6 +58,12 @@ void smtp_connected(int fd);
  * it, the socket is corked while a message's content is written. */
 void smtp_set_gathering(int on);
 int smtp_gathers(int fd);
+/* The body of the message whose header the session just wrote to fd, when
+ * libesmtp was given the header only (see message_cb() in smtp.c): 1 and
+ * *p, *n (dot-stuffed, ending in CRLF) to be sent after what was written
+ * to fd up to, not including, the final ".\r\n"; 0 if none. Taking it
+ * clears it. For the daemon's write() (daemon/nodelay.c). */
+int smtp_take_body(int fd, const char **p, size_t *n);
 /*
  * Send msgs[0..n) in one session. Fills every message's outcome. Returns
  * the number sent.
@@ -67,9 +73,8 @@ size_t smtp_send(const struct smtp_relay *r, struct smtp_msg *msgs, size_t n);
 /*
  * The same, one message at a time: smtp_open() starts a session (libesmtp
  * connects only when it runs: a failure to connect, negotiate TLS or
- * authenticate shows in the outcomes); smtp_add() takes a copy of m's
- * envelope and content (the caller may reuse its buffers at once) and
- * keeps m, which
+ * authenticate shows in the outcomes); smtp_add() keeps m, whose
+ * envelope and content are sent from the caller's buffers: m and they
  * must stay valid until smtp_close(); smtp_close() runs the session (one
  * connection, commands pipelined when the server offers PIPELINING), fills
  * every message's outcome and frees the session. smtp_add() returns -1

@@ -82,10 +82,32 @@ def big_html():
         % words
 
 
+# lines that begin with a dot, which SMTP's DATA must double (and the
+# server undo): one alone on its line would end the message there
+DOTS_TEXT = """\
+Hi {{first_name}},
+.a line that begins with a dot
+..two dots
+.
+...
+the end
+"""
+DOTS_HTML = """\
+<html><body>
+<p>Hi {{first_name}},</p>
+.<p>a dot before a paragraph</p>
+.
+<p>the end</p>
+</body></html>
+"""
+DOTS_DOMAIN = "dots.example.com"
+
 TEMPLATES = {
     "news/main.html": MAIN_HTML,
     "news/main.text": MAIN_TEXT,
     "news/plain.html": PLAIN_HTML,
+    "news/dots.html": DOTS_HTML,
+    "news/dots.text": DOTS_TEXT,
 }
 
 
@@ -324,8 +346,9 @@ def mail_d():
         tmp.cleanup()
 
 
-def relay_daemon(tag, campaigns, lists, mail=None):
-    """A daemon relaying to its own smtp-sink; returns (tmp, sink, daemon)."""
+def relay_daemon(tag, campaigns, lists, mail=None, extra=None):
+    """A daemon relaying to its own smtp-sink; returns (tmp, sink, daemon).
+    extra(tmp): more configuration lines."""
     tmp = harness.TempDir(tag)
     write_templates(tmp)
     for name, keys in campaigns.items():
@@ -335,8 +358,16 @@ def relay_daemon(tag, campaigns, lists, mail=None):
     m = {"transport": "smtp://127.0.0.1:%d" % sink.port}
     m.update(mail or {})
     d = harness.Daemon(tmp, name=tag, top={"campaigns": "camp"},
-                       extra_lines=list_lines(*lists) + mail_section(**m))
+                       extra_lines=list_lines(*lists) + mail_section(**m) +
+                       (extra(tmp) if extra else []))
     return tmp, sink, d
+
+
+def dots_dkim(tmp):
+    """An RSA key for DOTS_DOMAIN (its DNS record in tmp.dots_record)."""
+    key, tmp.dots_record = make_key(tmp, "dots", "rsa")
+    return ['dkim "%s" {' % DOTS_DOMAIN, "\tselector = s1",
+            '\tkey = "%s"' % key, "\talgorithm = rsa-sha256", "}"]
 
 
 @pytest.fixture(scope="module")
@@ -345,9 +376,13 @@ def smtp_d():
         "smtp", {"relay": {"lists": ["relay"]},
                  "soft": {"lists": ["soft"]},
                  "reject": {"lists": ["reject"]},
-                 "nouser": {"lists": ["nouser"]}},
-        ["relay", "soft", "reject", "nouser"],
-        {"retry_base": Raw("2s"), "tls": Raw("opportunistic")})
+                 "nouser": {"lists": ["nouser"]},
+                 "dots": {"lists": ["dots"], "html": "news/dots.html",
+                          "text": "news/dots.text",
+                          "from": "Dot News <news@%s>" % DOTS_DOMAIN}},
+        ["relay", "soft", "reject", "nouser", "dots"],
+        {"retry_base": Raw("2s"), "tls": Raw("opportunistic")},
+        extra=dots_dkim)
     try:
         d.start(timeout=30)
         yield Env(d=d, tmp=tmp, sink=sink, key=mt.url_key(d),
@@ -704,6 +739,42 @@ def test_smtp_relay_sent(smtp_d):
         assert msg["Message-ID"] == "<%s>" % rows[email_][4]
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert mt.wait_done(d, "relay", timeout=10)["deliveries"] == {"sent": 20}
+
+
+def test_smtp_relay_body_exact(smtp_d):
+    """What the relay received is the message as composed and signed,
+    byte for byte: the DKIM signature (over the body and the signed
+    headers) verifies, and lines that begin with a dot, or are one, arrive
+    as written (the body is dot-stuffed once, whatever path it took)."""
+    if dkim is None:
+        pytest.skip("python3-dkim (dkimpy) not installed")
+    d, sink, tmp = smtp_d.d, smtp_d.sink, smtp_d.tmp
+    sink.clear()
+    mt.add_many_subscribers(d, "dots", "dots", 5)
+    assert start(d, "dots")["recipients"] == 5
+    assert wait_final(d, "dots", 5) == {"sent": 5}
+    tx = wait_until(lambda: (lambda t: t if len(t) >= 5 else None)(
+        sink.transactions()), 5, what="5 transactions in the sink")
+    rec = {"s1._domainkey.%s." % DOTS_DOMAIN: tmp.dots_record}
+
+    def dnsfunc(name, timeout=5):
+        n = name.decode() if isinstance(name, bytes) else name
+        return rec[n].encode() if n in rec else None
+
+    for _, msg, raw in tx:
+        # smtp-sink writes what it took with LF line ends, after lines of
+        # its own (X-...: and Received:, which no signature covers)
+        wire = raw.replace(b"\n", b"\r\n")
+        assert dkim.DKIM(wire).verify(dnsfunc=dnsfunc), raw[:2000]
+        text = [p for p in msg.walk()
+                if p.get_content_type() == "text/plain"][0]
+        lines = text.get_content().splitlines()
+        assert lines[1:6] == [".a line that begins with a dot",
+                              "..two dots", ".", "...", "the end"], lines
+        html = [p for p in msg.walk()
+                if p.get_content_type() == "text/html"][0].get_content()
+        assert ".<p>a dot before a paragraph</p>\n.\n<p>the end</p>" in \
+            html.replace("\r\n", "\n"), html
 
 
 def test_smtp_4xx_deferred_then_sent(smtp_d):
