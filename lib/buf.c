@@ -74,6 +74,28 @@ buf_grow(struct buf *b, size_t n)
 }
 
 int
+buf_grow_exact(struct buf *b, size_t n)
+{
+	char *p;
+
+	if (b->overflow)
+		return -1;
+	if (n > (size_t)-1 / 2 - b->len || (b->limit && b->len + n > b->limit)) {
+		b->overflow = 1;
+		return -1;
+	}
+	if (b->len + n + 1 <= b->cap)
+		return 0;
+	if (!(p = realloc(b->data, b->len + n + 1))) {
+		b->overflow = 1;
+		return -1;
+	}
+	b->data = p;
+	b->cap = b->len + n + 1;
+	return 0;
+}
+
+int
 buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list cp;

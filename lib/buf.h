@@ -47,6 +47,9 @@ buf_append(struct buf *b, const void *p, size_t n)
 int buf_puts(struct buf *b, const char *s);
 /* Make room for n more bytes now (encoders that know their output size). */
 int buf_grow(struct buf *b, size_t n);
+/* The same, but a buffer that grows gets exactly that room: for one that is
+ * filled once and kept (a composed message), not appended to. */
+int buf_grow_exact(struct buf *b, size_t n);
 int buf_putc_slow(struct buf *b, char c);
 
 /* One byte: the common case inline, for encoders that write byte by byte. */

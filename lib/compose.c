@@ -371,7 +371,7 @@ compose_message(const struct compose_spec *s, uint64_t delivery_id,
 	    &w->sig, out->err, sizeof(out->err)) < 0)
 		goto done;
 	buf_reset(&out->msg);
-	buf_grow(&out->msg, w->sig.len + w->body.len);
+	buf_grow_exact(&out->msg, w->sig.len + w->body.len);
 	buf_append(&out->msg, buf_str(&w->sig), w->sig.len);
 	buf_append(&out->msg, buf_str(&w->body), w->body.len);
 	token_sign(s->key, 'b', delivery_id, 0, tok);

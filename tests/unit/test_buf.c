@@ -59,6 +59,28 @@ steal_gives_ownership(void **state)
 	free(s);
 }
 
+static void
+grow_exact_fits(void **state)
+{
+	struct buf b = BUF_INIT, l;
+
+	(void)state;
+	assert_int_equal(buf_grow_exact(&b, 20000), 0);
+	assert_int_equal(b.cap, 20001);         /* the bytes and a NUL */
+	assert_int_equal(buf_puts(&b, "abc"), 0);
+	assert_int_equal(buf_grow_exact(&b, 100), 0);
+	assert_int_equal(b.cap, 20001);         /* it had room */
+	buf_reset(&b);
+	assert_int_equal(buf_grow_exact(&b, 30000), 0);
+	assert_int_equal(b.cap, 30001);
+	assert_string_equal(buf_str(&b), "");
+	buf_free(&b);
+	buf_init(&l, 8);
+	assert_int_equal(buf_grow_exact(&l, 9), -1);
+	assert_true(l.overflow);
+	buf_free(&l);
+}
+
 int
 main(void)
 {
@@ -66,6 +88,7 @@ main(void)
 		cmocka_unit_test(grows_and_formats),
 		cmocka_unit_test(limit_refuses_and_marks),
 		cmocka_unit_test(steal_gives_ownership),
+		cmocka_unit_test(grow_exact_fits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
