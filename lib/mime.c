@@ -731,6 +731,39 @@ qp_literal(const unsigned char *u, size_t i, size_t len)
 	    u[i + 1] != '\r' && u[i + 1] != '\n');
 }
 
+/*
+ * The end of the run of literals that starts at u[i]: the first j in
+ * [i, stop) with !qp_literal(u, j, len), else stop (stop <= len). Eight
+ * bytes at a time while they are all printable ASCII but '=' (spaces
+ * included: each is followed by one of them, or by u[j + 8], looked at),
+ * then byte by byte. The tests are true if any byte of x is below n,
+ * above n, zero (exact, whatever the byte order).
+ */
+#define ONES            UINT64_C(0x0101010101010101)
+#define HIGHS           UINT64_C(0x8080808080808080)
+#define ANY_BELOW(x, n) (((x) - ONES * (n)) & ~(x) & HIGHS)
+#define ANY_ABOVE(x, n) ((((x) + ONES * (127 - (n))) | (x)) & HIGHS)
+#define ANY_ZERO(x)     (((x) - ONES) & ~(x) & HIGHS)
+
+static size_t
+lit_end(const unsigned char *u, size_t i, size_t stop, size_t len)
+{
+	while (i + 8 <= stop && i + 8 < len) {
+		uint64_t x;
+
+		memcpy(&x, u + i, 8);
+		if (ANY_BELOW(x, 0x20) | ANY_ABOVE(x, 0x7e) |
+		    ANY_ZERO(x ^ (ONES * '=')))
+			break;
+		if (u[i + 7] == ' ' && (u[i + 8] == '\r' || u[i + 8] == '\n'))
+			break;
+		i += 8;
+	}
+	while (i < stop && qp_literal(u, i, len))
+		i++;
+	return i;
+}
+
 struct body_scan {
 	size_t nlen;            /* bytes, line ends normalized */
 	size_t qplen;           /* bytes of its quoted-printable form */
@@ -761,10 +794,9 @@ body_scan(const char *s, size_t len, struct body_scan *bs)
 		size_t w;
 
 		if (qp_literal(u, i, len)) {    /* a run, the common case */
-			size_t r = 1, room = QP_LINE - 1 - qcol, rest, br;
+			size_t r = lit_end(u, i + 1, len, len) - i,
+			    room = QP_LINE - 1 - qcol, rest, br;
 
-			while (i + r < len && qp_literal(u, i + r, len))
-				r++;
 			i += r;
 			nlen += r;
 			col += r;
@@ -859,8 +891,7 @@ put_qp(const char *s, size_t len, char *o)
 				col = 0;
 				room = QP_LINE - 1;
 			}
-			while (n < room && i + n < len && qp_literal(u, i + n, len))
-				n++;
+			n = lit_end(u, i, i + room < len ? i + room : len, len) - i;
 			memcpy(o, s + i, n);
 			o += n;
 			col += n;
