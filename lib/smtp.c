@@ -123,12 +123,13 @@ static const char *
 dot_stuffed(const char *b, size_t n, size_t *out_n)
 {
 	size_t dots = b[0] == '.', k = 0;
-	const char *q;
+	const char *q, *end = b + n;
 	char *o;
 
-	for (q = b; (q = memmem(q, (size_t)(b + n - q), "\n.", 2)) != NULL;
-	    q += 2)
-		dots += q > b && q[-1] == '\r';
+	/* memchr: some 300 line ends in a newsletter (memmem of "\n." was
+	 * several times slower) */
+	for (q = b; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+		dots += q + 1 < end && q[1] == '.' && q > b && q[-1] == '\r';
 	*out_n = n + dots;
 	if (dots == 0)
 		return b;
@@ -151,6 +152,19 @@ dot_stuffed(const char *b, size_t n, size_t *out_n)
 }
 
 static int splice_ok(const struct evctx *e);
+
+/* The first "\r\n\r\n" in d (n bytes): the end of a message's header. */
+static const char *
+blank_line(const char *d, size_t n)
+{
+	const char *q, *end = d + n;
+
+	for (q = d; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+		if (q - d >= 1 && q[-1] == '\r' && end - q >= 3 && q[1] == '\r' &&
+		    q[2] == '\n')
+			return q - 1;
+	return NULL;
+}
 
 /*
  * libesmtp's message callback. libesmtp reads a message one byte at a
@@ -175,8 +189,7 @@ message_cb(void **ctx, int *len, void *arg)
 		m->sent = 0;
 		m->part = m->len;
 		spliced.p = NULL;
-		hdr_end = m->len >= 4 ? memmem(m->data, m->len, "\r\n\r\n", 4) :
-		    NULL;
+		hdr_end = blank_line(m->data, m->len);
 		if (hdr_end && splice_ok(m->ev) && (size_t)(hdr_end + 4 -
 		    m->data) < m->len && (size_t)(hdr_end - m->data) <
 		    SPLICE_HEADER_MAX && m->len >= 2 &&
